@@ -105,8 +105,8 @@ UNICODE_IDS = [
     ("emoji with skin tone", "👍🏽"),
     ("emoji ZWJ family", "👨\u200d👩\u200d👧\u200d👦"),
     ("flag (regional indicators)", "🇫🇷"),
-    ("mathematical alphanumerics (4-byte)", "𝒰𝓈𝑒𝓇"),
-    ("mixed scripts and emoji", "bob-鮑勃-боб-🎉"),
+    ("mathematical alphanumerics (4-byte)", "\U0001d4b0\U0001d4c8\U0001d452\U0001d4c7"),
+    ("mixed scripts and emoji", "bob-鮑勃-\u0431\u043e\u0431-🎉"),
     ("NUL byte inside", "a\x00b"),
     ("NUL only", "\x00"),
     ("control characters", "\t\n\r"),
@@ -150,10 +150,8 @@ def basic_cases(rng: random.Random) -> Iterator[Case]:
         for version in (0, 1, 2):
             for k in range(3):
                 allocation = allocations[(k + version) % len(allocations)]
-                yield make_case(
-                    "ASCII", experiment, version, f"user-{k + 1}", list(allocation)
-                )
-    for k in range(6):
+                yield make_case("ASCII", experiment, version, f"user-{k + 1}", list(allocation))
+    for _ in range(6):
         yield make_case("ASCII, random id", "headline", 1, random_id(rng), [0.5, 0.5])
     yield make_case(
         "named arms",
@@ -196,9 +194,7 @@ def empty_and_long_cases(rng: random.Random) -> Iterator[Case]:
         "long id: 1024 bytes of 4-byte UTF-8", "headline", 1, "😀" * 256, [0.2, 0.3, 0.5]
     )
     yield make_case("long id: 4096 ASCII bytes", "headline", 1, ascii_1k * 4, [0.5, 0.5])
-    yield make_case(
-        "long experiment name: 1024 bytes", ascii_1k, 0, "user-1", [0.25, 0.25, 0.5]
-    )
+    yield make_case("long experiment name: 1024 bytes", ascii_1k, 0, "user-1", [0.25, 0.25, 0.5])
 
 
 def version_cases(rng: random.Random) -> Iterator[Case]:
@@ -208,31 +204,36 @@ def version_cases(rng: random.Random) -> Iterator[Case]:
 
 
 def length_prefix_cases() -> Iterator[Case]:
-    # Pairs whose fields concatenate to the same bytes: the length prefixes
-    # must make their hashes differ.
+    # Neighbouring pairs whose fields, concatenated without the length
+    # prefixes, give the same bytes: the prefixes must make them differ.
     pairs = [
-        (("ab", 0, "c"), ("a", 0, "bc")),
         (("exp1", 2, "u"), ("exp", 12, "u")),
         (("a", 1, "23"), ("a", 12, "3")),
-        (("a", 1, ""), ("", 1, "a")),
-        (("headline", 0, "user"), ("headlin", 0, "euser")),
+        (("x1", 0, ""), ("x", 10, "")),
+        (("headline", 1, "0user"), ("headline", 10, "user")),
     ]
     for left, right in pairs:
         for experiment, version, unit_id in (left, right):
             yield make_case(
-                "length prefix: same concatenation as its neighbour",
+                "length prefix: unprefixed concatenation equals its neighbour's",
                 experiment,
                 version,
                 unit_id,
                 [0.5, 0.5],
             )
+    for experiment, unit_id in (("ab", "c"), ("a", "bc")):
+        yield make_case(
+            "length prefix: the split of 'abc' between experiment and unit id moves",
+            experiment,
+            0,
+            unit_id,
+            [0.5, 0.5],
+        )
 
 
 def arm_count_cases(rng: random.Random) -> Iterator[Case]:
     for n in range(1, 51):
-        yield make_case(
-            f"{n} arms", "many-arms", 1, random_id(rng), random_allocation(rng, n)
-        )
+        yield make_case(f"{n} arms", "many-arms", 1, random_id(rng), random_allocation(rng, n))
     for n in (1, 2, 3, 10, 50):
         yield make_case(f"{n} arms, uniform", "uniform", 0, random_id(rng), [1.0 / n] * n)
 
@@ -250,7 +251,7 @@ def zero_arm_cases(rng: random.Random) -> Iterator[Case]:
     for note, allocation in fixed:
         for k in range(3):
             yield make_case(note, "zeros", k, f"user-{k}", allocation)
-    for k in range(12):
+    for _ in range(12):
         n = rng.randrange(3, 20)
         yield make_case(
             "random allocation with zero arms",
@@ -282,7 +283,7 @@ def off_sum_cases(rng: random.Random) -> Iterator[Case]:
     for note, allocation in fixed:
         for k in range(3):
             yield make_case(note, "off-sum", k, f"user-{k}", allocation)
-    for k in range(10):
+    for _ in range(10):
         n = rng.randrange(2, 12)
         base = random_allocation(rng, n)
         scale = 1.0 + rng.uniform(-9e-10, 9e-10)
@@ -341,7 +342,9 @@ def boundary_cases(rng: random.Random) -> Iterator[Case]:
             unit_id,
             allocation,
         )
-        expected = j if shift > 0 else next(i for i in range(j + 1, len(allocation)) if allocation[i] > 0)
+        expected = (
+            j if shift > 0 else next(i for i in range(j + 1, len(allocation)) if allocation[i] > 0)
+        )
         assert case["arm_index"] == expected, case
         made += 1
         yield case
