@@ -1,7 +1,5 @@
 """mabware: multi-armed-bandit experiments inside any Python web app."""
 
-from __future__ import annotations
-
 from mabware import policies
 from mabware.exceptions import ConfigError, MabwareError, PolicyError, RewardError
 from mabware.experiment import Allocation, Experiment

@@ -123,7 +123,7 @@ def test_error_rate_and_latency_slos(rng):
         counters.add_response(2, error=False, latency=2.0 if i % 10 == 0 else 0.02)  # p95 2 s
         counters.add_response(3, error=False, latency=0.2)
     allocation = exp.decide(counters.snapshot(), rng)
-    tripped = {t.arm: t.reason for t in allocation.trips}
+    tripped = {t.arm: t.reason for t in allocation.trips if t.arm is not None}
     assert tripped == {"b": guardrails.SLO_ERROR_RATE, "c": guardrails.SLO_LATENCY_P95}
     # a fixed policy that still gives the disabled arms traffic is invalid -> fallback
     assert allocation.fallback
