@@ -79,8 +79,9 @@ class Allocation:
         return self.probabilities[self.arms.index(arm)]
 
 
-def _needs_bounded_rewards(policy: Policy) -> bool:
-    return bool(getattr(policy, "needs_bounded_rewards", policy.requires_bounded_rewards))
+def _pair(value: Any) -> tuple[float, float]:
+    low, high = value
+    return (low, high)
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,6 +126,7 @@ class Experiment:
             )
         payloads = self._normalise_arms(self.arms)
         object.__setattr__(self, "arms", payloads)
+        object.__setattr__(self, "payloads", payloads)
         names = tuple(payloads)
         object.__setattr__(self, "arm_names", names)
         default = names[0] if self.default_arm is None else self.default_arm
@@ -154,6 +156,7 @@ class Experiment:
 
     # Filled in by __post_init__; declared for type checkers.
     arm_names: tuple[str, ...] = field(init=False, repr=False)
+    payloads: Mapping[str, Any] = field(init=False, repr=False)
     default_index: int = field(init=False, repr=False)
 
     def _normalise_arms(self, arms: Mapping[str, Any] | Sequence[str]) -> dict[str, Any]:
@@ -186,7 +189,7 @@ class Experiment:
                 f"{self.name}: reward_range must have low < high, got {self.reward_range!r}"
             )
         bounded = math.isfinite(low) and math.isfinite(high)
-        if not bounded and _needs_bounded_rewards(self.policy):
+        if not bounded and policies.needs_bounded_rewards(self.policy):
             raise ConfigError(
                 f"{self.name}: {type(self.policy).__name__} needs a bounded reward_range; "
                 f"got {self.reward_range!r}. Bound the range, or use "
@@ -258,12 +261,17 @@ class Experiment:
         rails = self.guardrails
         if not self.enabled:
             return self._fallback(DISABLED_EXPERIMENT, "experiment is disabled")
-        if rails.stale_after is not None and state_age is not None and state_age > rails.stale_after:
+        if (
+            rails.stale_after is not None
+            and state_age is not None
+            and state_age > rails.stale_after
+        ):
             return self._fallback(
                 STALE_STATE, f"state is {state_age:.1f}s old (stale_after={rails.stale_after}s)"
             )
-        trips: list[Trip] = [Trip(ARM_DISABLED, a, "disabled by operator") for a in disabled_arms
-                             if a in self.arms]
+        trips: list[Trip] = [
+            Trip(ARM_DISABLED, a, "disabled by operator") for a in disabled_arms if a in self.arms
+        ]
         if rails.slo is not None:
             trips += rails.slo.breaches(stats, self.arm_names)
         off = {t.arm for t in trips}
@@ -303,9 +311,7 @@ class Experiment:
             leader = int(np.argmax(p))
             if stats.pulls[leader] >= rails.cap_min_pulls and 1.0 - p[leader] > rails.cap:
                 p = apply_cap(p, leader, rails.cap, rails.floor)
-                trips.append(
-                    Trip(CAP, self.arm_names[leader], f"non-leading arms <= {rails.cap}")
-                )
+                trips.append(Trip(CAP, self.arm_names[leader], f"non-leading arms <= {rails.cap}"))
         return p
 
     def _fallback(self, reason: str, detail: str, trips: Sequence[Trip] = ()) -> Allocation:
@@ -331,7 +337,7 @@ class Experiment:
         return {
             "name": self.name,
             "arms": list(self.arm_names),
-            "payloads": dict(self.arms),
+            "payloads": dict(self.payloads),
             "policy": policies.to_dict(self.policy),
             "default_arm": self.default_arm,
             "guardrails": rails,
@@ -354,14 +360,18 @@ class Experiment:
             return cls(
                 name=data["name"],
                 arms=arms,
-                policy=policies.from_dict(data["policy"]) if "policy" in data else ThompsonSampling(),
+                policy=policies.from_dict(data["policy"])
+                if "policy" in data
+                else ThompsonSampling(),
                 default_arm=data.get("default_arm"),
                 guardrails=Guardrails(**rails),
                 reward_mode=data.get("reward_mode", "once"),
-                reward_range=tuple(data.get("reward_range", (0.0, 1.0))),  # type: ignore[arg-type]
+                reward_range=_pair(data.get("reward_range", (0.0, 1.0))),
                 version=data.get("version", 1),
                 bucket_seconds=data.get("bucket_seconds", 60.0),
                 enabled=data.get("enabled", True),
             )
         except (KeyError, TypeError) as exc:
-            raise ConfigError(f"not a valid experiment document: {exc}", original_error=exc) from exc
+            raise ConfigError(
+                f"not a valid experiment document: {exc}", original_error=exc
+            ) from exc

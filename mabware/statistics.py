@@ -22,7 +22,18 @@ from mabware._types import FloatArray
 # Upper bounds (seconds) of the latency histogram behind the p95 SLO. Fixed
 # bounds make histograms from different processes addable.
 LATENCY_BOUNDS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, math.inf,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    math.inf,
 )
 
 
@@ -77,9 +88,7 @@ class Statistics:
     def zeros(cls, n_arms: int, n_buckets: int = 0) -> Statistics:
         """Empty statistics for ``n_arms`` arms (and ``n_buckets`` buckets)."""
         recent = (
-            Buckets(0, _zeros(n_buckets, n_arms), _zeros(n_buckets, n_arms))
-            if n_buckets
-            else None
+            Buckets(0, _zeros(n_buckets, n_arms), _zeros(n_buckets, n_arms)) if n_buckets else None
         )
         return cls(
             pulls=_zeros(n_arms),

@@ -18,7 +18,9 @@ from mabware.statistics import Counters, Statistics
 ARMS = ["a", "b", "c", "d"]
 
 
-def experiment(vector: tuple[float, ...] = (0.25, 0.25, 0.25, 0.25), **kwargs: object) -> Experiment:
+def experiment(
+    vector: tuple[float, ...] = (0.25, 0.25, 0.25, 0.25), **kwargs: object
+) -> Experiment:
     policy = kwargs.pop("policy", FixedPolicy(vector))
     return Experiment("exp", ARMS, policy=policy, **kwargs)  # type: ignore[arg-type]
 
@@ -72,7 +74,8 @@ def test_stale_state_serves_default_only_past_ttl(rng):
     fresh = exp.decide(stats([5, 5, 5, 5]), rng, state_age=29.0)
     stale = exp.decide(stats([5, 5, 5, 5]), rng, state_age=31.0)
     unknown = exp.decide(stats([5, 5, 5, 5]), rng, state_age=None)
-    assert not fresh.fallback and not unknown.fallback
+    assert not fresh.fallback
+    assert not unknown.fallback
     assert stale.probabilities == (1.0, 0.0, 0.0, 0.0)
     assert reasons(stale) == [guardrails.STALE_STATE]
 

@@ -41,6 +41,12 @@ def test_policies_all_is_sorted():
 
 def test_registry_names():
     assert set(policies.POLICIES) == {
-        "thompson", "ucb1", "kl-ucb", "epsilon-greedy", "softmax", "exp3",
-        "discounted-thompson", "sw-ucb",
+        "thompson",
+        "ucb1",
+        "kl-ucb",
+        "epsilon-greedy",
+        "softmax",
+        "exp3",
+        "discounted-thompson",
+        "sw-ucb",
     }
