@@ -49,4 +49,5 @@ def test_registry_names():
         "exp3",
         "discounted-thompson",
         "sw-ucb",
+        "glr-thompson",
     }

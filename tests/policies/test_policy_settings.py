@@ -112,6 +112,7 @@ def test_registry_names_are_exactly_the_canonical_ones():
         "exp3",
         "discounted-thompson",
         "sw-ucb",
+        "glr-thompson",
     ]
     for name, cls in policies.POLICIES.items():
         assert cls.name == name

@@ -1,0 +1,93 @@
+"""GLR change detection and Thompson sampling since the last change."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from policy_strategies import make_stats
+
+from mabware.policies import GLRThompson, ThompsonSampling
+from mabware.policies.glr_thompson import latest_segment_start
+
+
+def bernoulli_buckets(rates_by_phase, rounds, seed=0):
+    """(buckets, arms) pulls and wins, oldest first, every arm pulled each bucket."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for rates, length in zip(rates_by_phase, rounds, strict=True):
+        for _ in range(length):
+            rows.append((rng.random(len(rates)) < np.asarray(rates)).astype(float))
+    wins = np.array(rows)
+    return np.ones_like(wins), wins
+
+
+def test_no_change_means_the_whole_window():
+    pulls, wins = bernoulli_buckets([[0.3, 0.5]], [2000], seed=1)
+    assert latest_segment_start(pulls, wins, delta=0.01) == 0
+
+
+def test_a_sharp_change_is_found_near_where_it_happened():
+    pulls, wins = bernoulli_buckets([[0.8, 0.3], [0.2, 0.3]], [600, 400], seed=2)
+    start = latest_segment_start(pulls, wins, delta=0.01)
+    assert 570 <= start <= 630
+
+
+def test_the_latest_of_two_changes_wins():
+    phases = [[0.7, 0.2], [0.2, 0.7], [0.7, 0.2]]
+    pulls, wins = bernoulli_buckets(phases, [500, 500, 500], seed=3)
+    start = latest_segment_start(pulls, wins, delta=0.01)
+    assert 970 <= start <= 1030
+
+
+def test_empty_buckets_do_not_count():
+    pulls, wins = bernoulli_buckets([[0.8, 0.3], [0.2, 0.3]], [600, 400], seed=2)
+    gaps = np.zeros((50, 2))
+    padded_pulls = np.vstack([gaps, pulls])
+    padded_wins = np.vstack([gaps, wins])
+    assert latest_segment_start(padded_pulls, padded_wins, 0.01) == 50 + latest_segment_start(
+        pulls, wins, 0.01
+    )
+
+
+def newest_first(pulls, wins):
+    return make_stats(
+        pulls.sum(0), wins.sum(0), bucket_pulls=pulls[::-1], bucket_rewards=wins[::-1]
+    )
+
+
+def test_allocation_follows_the_new_leader_after_a_change(rng):
+    pulls, wins = bernoulli_buckets([[0.8, 0.3], [0.1, 0.6]], [1500, 300], seed=4)
+    stats = newest_first(pulls, wins)
+    live = np.array([True, True])
+    cumulative_view = ThompsonSampling().allocate(stats, live, rng)
+    glr = GLRThompson(window=5000).allocate(stats, live, rng)
+    assert cumulative_view[0] > 0.99  # the totals still favour the old leader
+    assert glr[1] > 0.99
+
+
+def test_stationary_data_gives_thompson_on_the_window(rng):
+    pulls, wins = bernoulli_buckets([[0.3, 0.35, 0.5]], [800], seed=5)
+    stats = newest_first(pulls, wins)
+    live = np.array([True, True, True])
+    np.testing.assert_allclose(
+        GLRThompson(window=800).allocate(stats, live, rng),
+        ThompsonSampling().allocate(stats, live, rng),
+        atol=1e-12,
+    )
+
+
+def test_disabled_arms_are_not_scanned_and_get_nothing(rng):
+    pulls, wins = bernoulli_buckets([[0.8, 0.3, 0.5], [0.8, 0.3, 0.0]], [500, 500], seed=6)
+    stats = newest_first(pulls, wins)
+    live = np.array([True, True, False])
+    out = GLRThompson(window=2000).allocate(stats, live, rng)
+    assert out[2] == 0.0
+    np.testing.assert_allclose(
+        out, ThompsonSampling().allocate(stats, live, rng), atol=1e-12
+    )  # the change was only in the disabled arm
+
+
+@pytest.mark.parametrize(("field", "value"), [("delta", 0.0), ("delta", 1.0), ("window", 1)])
+def test_bad_settings(field, value):
+    with pytest.raises(ValueError, match=field):
+        GLRThompson(**{field: value})
