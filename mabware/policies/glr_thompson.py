@@ -40,18 +40,22 @@ def _bernoulli_kl(p: FloatArray, q: FloatArray) -> FloatArray:
     return p * np.log(p / q) + (1.0 - p) * np.log((1.0 - p) / (1.0 - q))
 
 
-def _strongest_change(pulls: FloatArray, wins: FloatArray, delta: float) -> int | None:
+def _strongest_change(pulls: FloatArray, wins: FloatArray, delta: float, stride: int) -> int | None:
     """The split (first bucket after it) with the largest GLR excess, or None.
 
-    For every split s and arm, the statistic compares "one mean before s and
-    another after" with "one mean throughout": n_old * kl(mean_old, mean) +
-    n_new * kl(mean_new, mean). A change is declared where it exceeds
-    ln(3 n^1.5 / delta), n the arm's pulls in the segment.
+    For every split s (every ``stride``-th bucket) and arm, the statistic
+    compares "one mean before s and another after" with "one mean
+    throughout": n_old * kl(mean_old, mean) + n_new * kl(mean_new, mean). A
+    change is declared where it exceeds ln(3 n^1.5 / delta), n the arm's
+    pulls in the segment.
     """
-    old_n = np.cumsum(pulls, axis=0)[:-1]
-    old_s = np.cumsum(wins, axis=0)[:-1]
-    total_n = old_n[-1] + pulls[-1]
-    total_s = old_s[-1] + wins[-1]
+    cum_n = np.cumsum(pulls, axis=0)
+    cum_s = np.cumsum(wins, axis=0)
+    total_n, total_s = cum_n[-1], cum_s[-1]
+    old_n = cum_n[stride - 1 : -1 : stride]
+    old_s = cum_s[stride - 1 : -1 : stride]
+    if old_n.shape[0] == 0:
+        return None
     new_n, new_s = total_n - old_n, total_s - old_s
     both = (old_n > 0) & (new_n > 0)
     mean = total_s / np.maximum(total_n, 1e-300)
@@ -65,10 +69,10 @@ def _strongest_change(pulls: FloatArray, wins: FloatArray, delta: float) -> int 
     flat = int(np.argmax(excess))
     if excess.flat[flat] <= 0.0:
         return None
-    return flat // int(pulls.shape[1]) + 1
+    return (flat // int(pulls.shape[1]) + 1) * stride
 
 
-def latest_segment_start(pulls: FloatArray, wins: FloatArray, delta: float) -> int:
+def latest_segment_start(pulls: FloatArray, wins: FloatArray, delta: float, stride: int = 1) -> int:
     """Index of the first bucket after the most recent detected change.
 
     ``pulls`` and ``wins`` are (buckets, arms), oldest bucket first. The
@@ -77,7 +81,7 @@ def latest_segment_start(pulls: FloatArray, wins: FloatArray, delta: float) -> i
     """
     start = 0
     while pulls.shape[0] - start >= 2:
-        split = _strongest_change(pulls[start:], wins[start:], delta)
+        split = _strongest_change(pulls[start:], wins[start:], delta, stride)
         if split is None:
             break
         start += split
@@ -96,6 +100,8 @@ class GLRThompson:
         delta: false-alarm level of the GLR test, in (0, 1); smaller detects
             later and falsely less often.
         window: time buckets kept and scanned, >= 2.
+        stride: test a split every ``stride`` buckets, >= 1 (a speed-up for
+            fine buckets: the simulator's are one round each).
         prior_alpha: Beta prior successes, > 0.
         prior_beta: Beta prior failures, > 0.
         exploration: posterior width, > 0, as in ThompsonSampling.
@@ -106,6 +112,7 @@ class GLRThompson:
 
     delta: float = 0.05
     window: int = 2_000
+    stride: int = 1
     prior_alpha: float = 1.0
     prior_beta: float = 1.0
     exploration: float = 1.0
@@ -113,6 +120,7 @@ class GLRThompson:
     def __post_init__(self) -> None:
         check_number(self, "delta", low=0.0, high=1.0, low_open=True, high_open=True)
         check_integer(self, "window", low=2)
+        check_integer(self, "stride", low=1)
         check_number(self, "prior_alpha", low=0.0, low_open=True)
         check_number(self, "prior_beta", low=0.0, low_open=True)
         check_number(self, "exploration", low=0.0, low_open=True)
@@ -140,7 +148,7 @@ class GLRThompson:
         depth = int(used[-1]) + 1 if len(used) else 0
         pulls = buckets.pulls[depth - 1 :: -1, idx] if depth else buckets.pulls[:0, idx]
         wins = np.clip(buckets.reward_sum[depth - 1 :: -1, idx] if depth else pulls, 0.0, pulls)
-        start = latest_segment_start(pulls, wins, self.delta) if len(pulls) >= 2 else 0
+        start = latest_segment_start(pulls, wins, self.delta, self.stride)
         n = pulls[start:].sum(axis=0)
         s = wins[start:].sum(axis=0)
         weight = 1.0 / self.exploration

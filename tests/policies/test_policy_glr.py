@@ -87,7 +87,17 @@ def test_disabled_arms_are_not_scanned_and_get_nothing(rng):
     )  # the change was only in the disabled arm
 
 
-@pytest.mark.parametrize(("field", "value"), [("delta", 0.0), ("delta", 1.0), ("window", 1)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("delta", 0.0), ("delta", 1.0), ("window", 1), ("stride", 0)]
+)
 def test_bad_settings(field, value):
     with pytest.raises(ValueError, match=field):
         GLRThompson(**{field: value})
+
+
+def test_stride_finds_the_change_to_within_a_stride():
+    pulls, wins = bernoulli_buckets([[0.8, 0.3], [0.2, 0.3]], [600, 400], seed=2)
+    exact = latest_segment_start(pulls, wins, 0.01)
+    coarse = latest_segment_start(pulls, wins, 0.01, stride=10)
+    assert coarse % 10 == 0
+    assert abs(coarse - exact) <= 10
