@@ -27,7 +27,7 @@ from mabware.exceptions import ConfigError, PolicyError
 from mabware.statistics import Buckets, Statistics
 
 if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
+    pass
 
 
 @runtime_checkable
@@ -107,11 +107,6 @@ def needs_bounded_rewards(policy: Policy) -> bool:
 # Policies are frozen dataclasses; ``__post_init__`` validates every field
 # with the helpers below and stores the normalised value (an int given for a
 # float becomes a float, so ``params()`` serialises the same way every time).
-
-
-def settings_of(policy: DataclassInstance) -> dict[str, Any]:
-    """A frozen dataclass's fields as a plain dict: the body of ``params()``."""
-    return {f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)}
 
 
 def _store(policy: object, field: str, value: object) -> None:
@@ -217,3 +212,20 @@ def scatter(n_arms: int, index: npt.NDArray[np.intp], shares: FloatArray) -> Flo
     out = np.zeros(n_arms)
     out[index] = shares
     return out
+
+
+class Settings:
+    """Mixin for policy dataclasses: ``params()`` from the fields."""
+
+    def params(self) -> dict[str, Any]:
+        """The settings as a plain dict (``cls(**params())`` rebuilds the policy)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+class Stationary(Settings):
+    """Mixin for policies that read only the totals, never time buckets."""
+
+    @property
+    def buckets_needed(self) -> int:
+        """Stationary: no time buckets."""
+        return 0

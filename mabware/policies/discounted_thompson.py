@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from mabware._types import BoolArray, FloatArray
-from mabware.policies._base import check_number, recent_buckets, scatter, settings_of
+from mabware.policies._base import Settings, check_number, recent_buckets, scatter
 from mabware.policies._posterior import best_beta
 from mabware.statistics import Statistics
 
@@ -28,7 +28,7 @@ def _weights(gamma: float, depth: int) -> FloatArray:
 
 
 @dataclass(frozen=True)
-class DiscountedThompson:
+class DiscountedThompson(Settings):
     """Thompson sampling on exponentially discounted counts.
 
     Pulls and rewards are kept in time buckets (row 0 the newest); bucket k
@@ -70,10 +70,6 @@ class DiscountedThompson:
             return MAX_BUCKETS
         k = math.floor(math.log(NEGLIGIBLE_WEIGHT) / math.log(self.gamma)) + 1
         return max(1, min(k, MAX_BUCKETS))
-
-    def params(self) -> dict[str, Any]:
-        """The settings as a plain dict."""
-        return settings_of(self)
 
     def allocate(self, stats: Statistics, live: BoolArray, rng: np.random.Generator) -> FloatArray:
         """P(best) under the discounted Beta posteriors; 0 on non-live arms.

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
 from mabware._types import BoolArray, FloatArray
 from mabware.policies._base import (
+    Stationary,
     check_choice,
     check_number,
-    settings_of,
     split_ties,
     uniform,
     untried,
@@ -20,7 +20,7 @@ from mabware.statistics import Statistics
 
 
 @dataclass(frozen=True)
-class EpsilonGreedy:
+class EpsilonGreedy(Stationary):
     """Spread epsilon evenly over the live arms and the rest on the best mean.
 
     Untried live arms come first (equal shares). Then each of the L live
@@ -52,15 +52,6 @@ class EpsilonGreedy:
         check_number(self, "epsilon", low=0.0, high=1.0)
         check_choice(self, "decay", ("inverse",), optional=True)
         check_number(self, "decay_after", low=0.0, low_open=True)
-
-    @property
-    def buckets_needed(self) -> int:
-        """Stationary: no time buckets."""
-        return 0
-
-    def params(self) -> dict[str, Any]:
-        """The settings as a plain dict."""
-        return settings_of(self)
 
     def rate(self, total_pulls: float) -> float:
         """The exploration share epsilon_N after ``total_pulls`` pulls."""

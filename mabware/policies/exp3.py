@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from mabware._types import BoolArray, FloatArray
-from mabware.policies._base import check_number, scatter, settings_of
+from mabware.policies._base import Stationary, check_number, scatter
 from mabware.statistics import Statistics
 
 
 @dataclass(frozen=True)
-class EXP3:
+class EXP3(Stationary):
     """Exponential weights on importance-weighted gains, mixed with uniform.
 
     With L live arms and G_i = ``stats.ipw_gain_sum[i]`` (the sum of rescaled
@@ -33,15 +33,6 @@ class EXP3:
 
     def __post_init__(self) -> None:
         check_number(self, "gamma", low=0.0, high=1.0, low_open=True)
-
-    @property
-    def buckets_needed(self) -> int:
-        """Stationary: no time buckets."""
-        return 0
-
-    def params(self) -> dict[str, Any]:
-        """The settings as a plain dict."""
-        return settings_of(self)
 
     def allocate(self, stats: Statistics, live: BoolArray, rng: np.random.Generator) -> FloatArray:
         """Exponential weights over the live arms, plus gamma spread evenly."""

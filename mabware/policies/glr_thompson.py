@@ -16,17 +16,17 @@ process, and a restart is simply "use the buckets after the change".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from mabware._types import BoolArray, FloatArray
 from mabware.policies._base import (
+    Settings,
     check_integer,
     check_number,
     recent_buckets,
     scatter,
-    settings_of,
 )
 from mabware.policies._posterior import best_beta
 from mabware.statistics import Statistics
@@ -89,7 +89,7 @@ def latest_segment_start(pulls: FloatArray, wins: FloatArray, delta: float, stri
 
 
 @dataclass(frozen=True)
-class GLRThompson:
+class GLRThompson(Settings):
     """Thompson sampling on the evidence since the last detected change.
 
     ``window`` is how many time buckets are kept and scanned (in a web app a
@@ -129,10 +129,6 @@ class GLRThompson:
     def buckets_needed(self) -> int:
         """The window."""
         return self.window
-
-    def params(self) -> dict[str, Any]:
-        """The settings as a plain dict."""
-        return settings_of(self)
 
     def allocate(self, stats: Statistics, live: BoolArray, rng: np.random.Generator) -> FloatArray:
         """P(best) under Beta posteriors on the buckets since the last change.

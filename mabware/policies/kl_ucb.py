@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from mabware._types import BoolArray, FloatArray
-from mabware.policies._base import check_number, settings_of, split_ties, uniform, untried
+from mabware.policies._base import (
+    Stationary,
+    check_number,
+    split_ties,
+    uniform,
+    untried,
+)
 from mabware.statistics import Statistics
 
 _NEWTON_STEPS = 12
@@ -53,7 +59,7 @@ def kl_upper(p: FloatArray, bound: FloatArray) -> FloatArray:
 
 
 @dataclass(frozen=True)
-class KLUCB:
+class KLUCB(Stationary):
     """Serve the arm with the highest KL upper confidence bound.
 
     Untried live arms come first (equal shares). Then arm i's index is the
@@ -74,15 +80,6 @@ class KLUCB:
 
     def __post_init__(self) -> None:
         check_number(self, "c", low=0.0)
-
-    @property
-    def buckets_needed(self) -> int:
-        """Stationary: no time buckets."""
-        return 0
-
-    def params(self) -> dict[str, Any]:
-        """The settings as a plain dict."""
-        return settings_of(self)
 
     def allocate(self, stats: Statistics, live: BoolArray, rng: np.random.Generator) -> FloatArray:
         """All mass on the live arm(s) with the highest index."""

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from mabware._types import BoolArray, FloatArray
 from mabware.policies._base import (
+    Settings,
     check_integer,
     check_number,
     recent_buckets,
-    settings_of,
     split_ties,
     uniform,
 )
@@ -22,7 +22,7 @@ from mabware.statistics import Statistics
 
 
 @dataclass(frozen=True)
-class SlidingWindowUCB:
+class SlidingWindowUCB(Settings):
     """UCB1 on the statistics of the newest ``window`` time buckets only.
 
     Let n_i and S_i be arm i's pulls and reward sum over the newest
@@ -56,10 +56,6 @@ class SlidingWindowUCB:
     def buckets_needed(self) -> int:
         """The window: ``window`` buckets."""
         return self.window
-
-    def params(self) -> dict[str, Any]:
-        """The settings as a plain dict."""
-        return settings_of(self)
 
     def allocate(self, stats: Statistics, live: BoolArray, rng: np.random.Generator) -> FloatArray:
         """All mass on the live arm(s) with the highest windowed index.

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from mabware._types import BoolArray, FloatArray
 from mabware.policies._base import (
+    Stationary,
     check_flag,
     check_number,
     scatter,
-    settings_of,
     uniform,
     untried,
 )
@@ -21,7 +21,7 @@ from mabware.statistics import Statistics
 
 
 @dataclass(frozen=True)
-class Softmax:
+class Softmax(Stationary):
     """Give each live arm a share proportional to exp(mean / tau).
 
     Untried live arms come first (equal shares): an untried arm has no mean,
@@ -46,15 +46,6 @@ class Softmax:
     def __post_init__(self) -> None:
         check_number(self, "temperature", low=0.0, low_open=True)
         check_flag(self, "anneal")
-
-    @property
-    def buckets_needed(self) -> int:
-        """Stationary: no time buckets."""
-        return 0
-
-    def params(self) -> dict[str, Any]:
-        """The settings as a plain dict."""
-        return settings_of(self)
 
     def tau(self, total_pulls: float) -> float:
         """The temperature after ``total_pulls`` pulls."""

@@ -9,17 +9,17 @@ Thompson sampling would pick it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
 from mabware._types import BoolArray, FloatArray
 from mabware.policies._base import (
+    Stationary,
     check_choice,
     check_integer,
     check_number,
     scatter,
-    settings_of,
 )
 from mabware.policies._posterior import (
     best_beta,
@@ -62,7 +62,7 @@ def normal_posterior(
 
 
 @dataclass(frozen=True)
-class ThompsonSampling:
+class ThompsonSampling(Stationary):
     """Thompson sampling with Beta (0/1 or [0, 1] rewards) or Normal posteriors.
 
     Bernoulli: arm i's posterior is Beta(prior_alpha + S_i, prior_beta + n_i
@@ -126,15 +126,6 @@ class ThompsonSampling:
     def needs_bounded_rewards(self) -> bool:
         """True for the Bernoulli likelihood, False for the Gaussian one."""
         return self.likelihood == "bernoulli"
-
-    @property
-    def buckets_needed(self) -> int:
-        """Stationary: no time buckets."""
-        return 0
-
-    def params(self) -> dict[str, Any]:
-        """The settings as a plain dict."""
-        return settings_of(self)
 
     def allocate(self, stats: Statistics, live: BoolArray, rng: np.random.Generator) -> FloatArray:
         """P(each live arm's posterior draw is the largest); 0 elsewhere."""

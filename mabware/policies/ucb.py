@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from mabware._types import BoolArray, FloatArray
-from mabware.policies._base import check_number, settings_of, split_ties, uniform, untried
+from mabware.policies._base import (
+    Stationary,
+    check_number,
+    split_ties,
+    uniform,
+    untried,
+)
 from mabware.statistics import Statistics
 
 
@@ -19,7 +25,7 @@ def ucb_index(reward_sum: FloatArray, pulls: FloatArray, log_time: float, c: flo
 
 
 @dataclass(frozen=True)
-class UCB1:
+class UCB1(Stationary):
     """Serve the arm with the highest upper confidence bound.
 
     Untried live arms come first (equal shares). Then every live arm i gets
@@ -38,15 +44,6 @@ class UCB1:
 
     def __post_init__(self) -> None:
         check_number(self, "c", low=0.0)
-
-    @property
-    def buckets_needed(self) -> int:
-        """Stationary: no time buckets."""
-        return 0
-
-    def params(self) -> dict[str, Any]:
-        """The settings as a plain dict."""
-        return settings_of(self)
 
     def allocate(self, stats: Statistics, live: BoolArray, rng: np.random.Generator) -> FloatArray:
         """All mass on the live arm(s) with the highest index."""
