@@ -106,8 +106,8 @@ DRIFT = [
     Config("discounted-thompson", (("gamma", 0.998),)),
     Config("sw-ucb", (("window", 1000),)),
     Config("sw-ucb", (("window", 500), ("c", 0.5)), "Garivier-Moulines tuning"),
-    Config("glr-thompson"),
-    Config("glr-thompson", (("exploration", 0.5),)),
+    Config("glr-thompson", (("stride", 10),)),
+    Config("glr-thompson", (("delta", 0.1), ("exploration", 0.5), ("stride", 10))),
     Config("glr-kl-ucb++"),
 ]
 #: (b) only: yardsticks told the change points (not policies; see _candidates)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -25,9 +25,6 @@ import numpy.typing as npt
 from mabware._types import BoolArray, FloatArray
 from mabware.exceptions import ConfigError, PolicyError
 from mabware.statistics import Buckets, Statistics
-
-if TYPE_CHECKING:
-    pass
 
 
 @runtime_checkable
