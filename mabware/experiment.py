@@ -20,13 +20,13 @@ import numpy as np
 
 from mabware import assign, policies
 from mabware._types import FloatArray
+from mabware.allocation import Allocation
 from mabware.exceptions import ConfigError, RewardError
 from mabware.guardrails import (
     ARM_DISABLED,
     BURN_IN,
     CAP,
     DISABLED_EXPERIMENT,
-    FALLBACK_REASONS,
     FLOOR,
     INVALID_ALLOCATION,
     NO_LIVE_ARMS,
@@ -45,38 +45,6 @@ from mabware.statistics import Counters, Statistics
 
 RewardMode = Literal["once", "every"]
 MAX_NAME_LENGTH = 120
-
-
-@dataclass(frozen=True)
-class Allocation:
-    """The traffic split an experiment serves, after guardrails.
-
-    Attributes:
-        experiment: the experiment's name.
-        version: the experiment's version (salt) when this was computed.
-        arms: arm names in order.
-        probabilities: share of each arm; what serving samples from and
-            what the decision log records as propensities.
-        cumulative: running sums for ``assign.walk`` (precomputed so the
-            request path does no numpy work).
-        trips: the guardrail actions behind this allocation.
-    """
-
-    experiment: str
-    version: int
-    arms: tuple[str, ...]
-    probabilities: tuple[float, ...]
-    cumulative: tuple[float, ...]
-    trips: tuple[Trip, ...] = ()
-
-    @property
-    def fallback(self) -> bool:
-        """True when a guardrail sent all traffic to the default arm."""
-        return any(t.reason in FALLBACK_REASONS for t in self.trips)
-
-    def share(self, arm: str) -> float:
-        """The share of one arm."""
-        return self.probabilities[self.arms.index(arm)]
 
 
 def _pair(value: Any) -> tuple[float, float]:
