@@ -86,6 +86,7 @@ STATIONARY = [
     TS,
     Config("ucb1"),
     Config("kl-ucb"),
+    Config("kl-ucb", (("budget", "kl-ucb++"),)),
     Config("epsilon-greedy"),
     Config("softmax"),
     Config("exp3"),
@@ -96,7 +97,7 @@ INVESTIGATE = [
     Config("thompson", (("exploration", 0.5),)),
     Config("ucb1", (("c", 0.5),)),
     Config("epsilon-greedy", (("decay", "inverse"),)),
-    Config("kl-ucb++"),
+    Config("kl-ucb", (("budget", "kl-ucb++"),)),
 ]
 #: the small-gap check runs these (the registered kl-ucb too, for the candidate)
 SMALL_GAP = [TS, Config("kl-ucb"), *INVESTIGATE]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 
 from mabware._types import BoolArray, FloatArray
 from mabware.policies._base import (
     Stationary,
+    check_choice,
     check_number,
     split_ties,
     uniform,
@@ -68,26 +69,42 @@ class KLUCB(Stationary):
     (N >= e), so it is never negative or undefined. All mass goes to the
     highest index (exact ties split). Rewards must lie in [0, 1].
 
+    With ``budget="kl-ucb++"`` the exploration budget is per arm,
+    ln+(N / (L n_i)) (L live arms, ln+ = max(ln, 0)) instead of ln N: the
+    anytime KL-UCB++ index (Menard & Garivier 2017), minimax- and
+    asymptotically optimal for Bernoulli arms. An arm that already has more
+    than its fair share N / L of pulls gets no exploration bonus, so the
+    leader is not questioned for nothing (bench/regret.py (a): 16.3 against
+    26.8 for ``"log"`` and 21.2 for Thompson sampling).
+
     Args:
-        c: weight of the ln ln N term, a finite number >= 0. The paper's
-            theory uses 3; 0, the default, works better in practice.
+        c: weight of the ln ln N term, a finite number >= 0 (``"log"``
+            budget only). The paper's theory uses 3; 0, the default, works
+            better in practice.
+        budget: ``"log"`` (KL-UCB) or ``"kl-ucb++"``.
     """
 
     name: ClassVar[str] = "kl-ucb"
     requires_bounded_rewards: ClassVar[bool] = True
 
     c: float = 0.0
+    budget: Literal["log", "kl-ucb++"] = "log"
 
     def __post_init__(self) -> None:
         check_number(self, "c", low=0.0)
+        check_choice(self, "budget", ("log", "kl-ucb++"))
 
     def allocate(self, stats: Statistics, live: BoolArray, rng: np.random.Generator) -> FloatArray:
         """All mass on the live arm(s) with the highest index."""
         fresh = untried(stats, live)
         if fresh.any():
             return uniform(fresh)
-        log_time = math.log(float(stats.pulls[live].sum()))
-        budget = log_time + self.c * math.log(max(log_time, 1.0))
+        total = float(stats.pulls[live].sum())
         pulls = np.maximum(stats.pulls, 1e-300)  # non-live arms may have none
+        if self.budget == "kl-ucb++":
+            budget = np.maximum(np.log(total / (pulls * float(live.sum()))), 0.0)
+        else:
+            log_time = math.log(total)
+            budget = np.full_like(pulls, log_time + self.c * math.log(max(log_time, 1.0)))
         index = kl_upper(stats.reward_sum / pulls, budget / pulls)
         return split_ties(index, live)

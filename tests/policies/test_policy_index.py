@@ -112,3 +112,52 @@ def test_kl_ucb_log_log_term_only_from_n_at_least_e(rng):
     # N = 2: ln ln 2 < 0 must not shrink the index below the c = 0 one
     stats = make_stats([1, 1], [1, 0])
     assert KLUCB(c=3).allocate(stats, np.array([True, True]), rng).tolist() == [1.0, 0.0]
+
+
+def test_kl_ucb_plus_plus_budget_is_per_arm(rng):
+    # N = 300, L = 3: the fair share is 100 pulls
+    stats = make_stats([200.0, 60.0, 40.0], [120.0, 30.0, 16.0])
+    live = np.array([True, True, True])
+    policy = KLUCB(budget="kl-ucb++")
+    budgets = np.maximum(np.log(300.0 / (3.0 * stats.pulls)), 0.0)
+    assert budgets[0] == 0.0  # more than its fair share: no bonus
+    index = kl_upper(stats.reward_sum / stats.pulls, budgets / stats.pulls)
+    assert index[0] == pytest.approx(0.6)
+    expected = np.zeros(3)
+    expected[int(np.argmax(index))] = 1.0
+    np.testing.assert_array_equal(policy.allocate(stats, live, rng), expected)
+
+
+def test_kl_ucb_plus_plus_explores_less_than_log_budget(rng):
+    stats = make_stats([400.0, 50.0], [240.0, 22.5])  # means 0.6 and 0.45
+    live = np.array([True, True])
+    assert KLUCB().allocate(stats, live, rng)[1] == 1.0  # ln N bonus reaches the laggard
+    assert KLUCB(budget="kl-ucb++").allocate(stats, live, rng)[0] == 1.0
+
+
+def test_kl_ucb_plus_plus_equals_the_bench_candidate_it_replaces(rng):
+    """bench/regret.py measured this index as a candidate before it was registered."""
+    import importlib.util
+    import pathlib
+    import sys
+
+    path = pathlib.Path(__file__).parents[2] / "bench" / "_candidates.py"
+    spec = importlib.util.spec_from_file_location("_bench_candidates", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    candidate = module.CANDIDATES["kl-ucb++"]()
+    ours = KLUCB(budget="kl-ucb++")
+    gen = np.random.default_rng(3)
+    for _ in range(200):
+        k = int(gen.integers(2, 8))
+        pulls = gen.integers(1, 500, size=k).astype(float)
+        wins = np.floor(pulls * gen.random(k))
+        live = gen.random(k) < 0.8
+        live[int(gen.integers(k))] = True
+        stats = make_stats(pulls, wins)
+        np.testing.assert_array_equal(
+            ours.allocate(stats, live, rng), candidate.allocate(stats, live, rng)
+        )

@@ -43,6 +43,7 @@ BAD = [
     (UCB1, "c", None),
     (KLUCB, "c", -1.0),
     (KLUCB, "c", math.nan),
+    (KLUCB, "budget", "sqrt"),
     (EpsilonGreedy, "epsilon", -0.01),
     (EpsilonGreedy, "epsilon", 1.01),
     (EpsilonGreedy, "epsilon", "0.1"),
