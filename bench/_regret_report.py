@@ -166,8 +166,9 @@ def section_a(results: Results, counts: dict[str, Any], reference_text: str) -> 
     print(table(headers, rows, "llrrrrrrr"))
     verdict = "met" if best["median"] <= 19 else "NOT met"
     print(
-        f"\nBest registered policy, default settings: {best['policy']} at "
-        f"{best['median']:.2f} (goal <= 19: {verdict})."
+        f"\nBest registered policy: {best['policy']} "
+        f"({', '.join(f'{k}={v}' for k, v in best['params'].items()) or 'default settings'}) "
+        f"at {best['median']:.2f} (goal <= 19: {verdict})."
     )
     return {"policies": records, "investigation": investigation(results, counts)}
 
