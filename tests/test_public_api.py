@@ -37,17 +37,3 @@ def test_no_stray_public_names():
 
 def test_policies_all_is_sorted():
     assert sorted(policies.__all__) == policies.__all__
-
-
-def test_registry_names():
-    assert set(policies.POLICIES) == {
-        "thompson",
-        "ucb1",
-        "kl-ucb",
-        "epsilon-greedy",
-        "softmax",
-        "exp3",
-        "discounted-thompson",
-        "sw-ucb",
-        "glr-thompson",
-    }

@@ -142,8 +142,8 @@ class GLRThompson(Settings):
         # mostly empty early on, and empty buckets cannot move the test)
         used = np.flatnonzero(buckets.pulls.any(axis=1))
         depth = int(used[-1]) + 1 if len(used) else 0
-        pulls = buckets.pulls[depth - 1 :: -1, idx] if depth else buckets.pulls[:0, idx]
-        wins = np.clip(buckets.reward_sum[depth - 1 :: -1, idx] if depth else pulls, 0.0, pulls)
+        pulls = buckets.pulls[:depth][::-1, idx]
+        wins = np.clip(buckets.reward_sum[:depth][::-1, idx], 0.0, pulls)
         start = latest_segment_start(pulls, wins, self.delta, self.stride)
         n = pulls[start:].sum(axis=0)
         s = wins[start:].sum(axis=0)
