@@ -7,10 +7,15 @@ from mabware import policies
 
 EXPECTED = [
     "Allocation",
+    "Assignment",
+    "Assignments",
     "ConfigError",
+    "Engine",
     "Experiment",
     "Guardrails",
     "MabwareError",
+    "MabwareMiddleware",
+    "MabwareWSGIMiddleware",
     "PolicyError",
     "RewardError",
     "Statistics",
