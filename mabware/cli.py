@@ -8,13 +8,14 @@ the option named, no traceback).
 
 ``mabware simulate`` plays a policy against Bernoulli arms through the real
 decision path (``mabware.simulate.run``) for several seeds and reports the
-regret distribution.
+regret distribution. ``mabware keygen`` prints fresh cookie keys.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import secrets
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -226,6 +227,25 @@ def simulate(
             json_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             raise click.BadParameter(str(exc), param_hint="'--json'") from None
+
+
+@main.command()
+@click.option(
+    "--count",
+    type=click.IntRange(min=1, max=100),
+    default=1,
+    show_default=True,
+    help="How many keys to print, one a line.",
+)
+def keygen(count: int) -> None:
+    """Print a fresh secret key for the cookie (32 random bytes, url-safe base64).
+
+    Put a new key first in ``secret_keys`` and keep the old one second
+    until the cookies it encrypted have expired (``max_age``). Keep keys out
+    of source control and logs.
+    """
+    for _ in range(count):
+        click.echo(secrets.token_urlsafe(32))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -41,6 +41,7 @@ from mabware.cookies import CookieCodec, CookieEntry, CookieState
 from mabware.exceptions import ConfigError, RewardError
 from mabware.experiment import Experiment
 from mabware.guardrails import CAP
+from mabware.rewards import RewardGate
 from mabware.store import Store, open_store
 
 logger = logging.getLogger("mabware.engine")
@@ -58,7 +59,6 @@ COOKIE_ROTATED = "cookie_rotated"
 COOKIE_DROPPED = "cookie_dropped"
 BOT = "bot"
 NO_CONSENT = "no_consent"
-REWARD_REJECTED = "reward_rejected"  # suffixed ":<reason>"
 DUPLICATE_REWARD = "duplicate_reward"
 TRIP = "trip"  # suffixed ":<reason>"
 
@@ -95,7 +95,8 @@ class Engine:
             None turns bot detection off.
         trusted_proxies: client addresses whose ``X-Forwarded-Proto`` is
             believed when deciding the cookie's ``Secure`` attribute.
-        strict: raise ``RewardError`` for bad rewards instead of dropping them.
+        strict: raise ``RewardError`` for bad rewards instead of dropping
+            them (``engine.rewards.rejected`` counts the dropped ones).
         recompute_interval: seconds between allocation recomputes while
             statistics change (the allocation is also refreshed every
             ``refresh_interval`` seconds for time-based guardrails).
@@ -131,14 +132,14 @@ class Engine:
             )
         self._plans = _plans(experiments)
         self.experiments: Mapping[str, Experiment] = {e.name: e for e in experiments}
-        codec_options = {} if max_age is None else {"max_age": max_age}
+        codec_options: dict[str, Any] = {} if max_age is None else {"max_age": max_age}
         self.codec = CookieCodec(secret_keys, name=cookie_name, clock=clock, **codec_options)
         self.store = open_store(store, experiments)
         self.reward_routes = _check_routes(rewards or {}, self.experiments)
         self._bot = re.compile(bot_pattern, re.IGNORECASE).search if bot_pattern else None
         self._bot_cache: dict[str, bool] = {}
         self.trusted_proxies = frozenset(trusted_proxies)
-        self.strict = strict
+        self.rewards = RewardGate(self.experiments, strict=strict)
         self.recompute_interval = recompute_interval
         self.refresh_interval = refresh_interval
         self._cache: dict[str, CookieState] = {}
@@ -223,7 +224,9 @@ class Engine:
     ) -> Assignments:
         now = self._clock()
         if not consent or self.is_bot(user_agent):
-            self.events(NO_CONSENT if not consent else BOT, "default arms, not counted", logging.DEBUG)
+            self.events(
+                NO_CONSENT if not consent else BOT, "default arms, not counted", logging.DEBUG
+            )
             return self._uncounted(secure, path)
         token = _cookie_value(cookie_header, self.codec.name)
         state, changed = self._read_cookie(token, now)
@@ -248,8 +251,14 @@ class Engine:
             arms[name] = Assignment(name, entry.arm, exp.payloads[entry.arm], entry.decision)
         issued = state.issued if state is not None else int(now)
         return Assignments(
-            arms, entries, issued=issued, changed=changed, counted=True,
-            secure=secure, path=path, reward=self._reward,
+            arms,
+            entries,
+            issued=issued,
+            changed=changed,
+            counted=True,
+            secure=secure,
+            path=path,
+            reward=self._reward,
         )
 
     def respond(self, visit: Assignments, status: int) -> str | None:
@@ -304,8 +313,14 @@ class Engine:
             for name, p in self._plans.items()
         }
         return Assignments(
-            arms, {}, issued=0, changed=False, counted=False,
-            secure=secure, path=path, reward=self._reward,
+            arms,
+            {},
+            issued=0,
+            changed=False,
+            counted=False,
+            secure=secure,
+            path=path,
+            reward=self._reward,
         )
 
     def _read_cookie(self, token: str | None, now: float) -> tuple[CookieState | None, bool]:
@@ -374,7 +389,9 @@ class Engine:
         for trip in allocation.trips:  # count and log a trip when it starts, not every recompute
             if (trip.reason, trip.arm) not in before:
                 self.events(f"{TRIP}:{trip.reason}", f"{exp.name}: {trip.detail}", logging.INFO)
-        plan.off = frozenset(t.arm for t in allocation.trips if t.arm is not None and t.reason != CAP)
+        plan.off = frozenset(
+            t.arm for t in allocation.trips if t.arm is not None and t.reason != CAP
+        )
         plan.allocation = allocation
         plan.changes_seen = changes
         plan.computed_at = now
@@ -382,27 +399,17 @@ class Engine:
     def _reward(self, visit: Assignments, experiment: str, value: object) -> bool:
         if not visit.counted:
             return False
-        plan = self._plans.get(experiment)
-        try:
-            if plan is None:
-                reason = "unknown_experiment"
-                raise RewardError(f"unknown experiment {experiment!r}", payload=experiment)
-            reason = "bad_value"
-            reward = plan.experiment.check_reward(value)
-        except RewardError as exc:
-            if self.strict:
-                raise
-            self.events(f"{REWARD_REJECTED}:{reason}", f"reward dropped: {exc}")
-            return False
-        assignment = visit[experiment]
+        assignment = visit.get(experiment)
+        checked = self.rewards.check(experiment, assignment.arm if assignment else "", value)
         entry = visit.entries.get(experiment)
-        if not assignment.counted or entry is None:
+        if checked is None or assignment is None or not assignment.counted or entry is None:
             return False
+        index, reward = checked
+        plan = self._plans[experiment]
         once = plan.experiment.reward_mode == "once"
         if once and entry.rewarded:
             self.events(DUPLICATE_REWARD, "second reward for one assignment ignored", logging.DEBUG)
             return False
-        index = plan.arm_index[entry.arm]
         allocation = plan.allocation
         propensity = allocation.probabilities[index] if allocation is not None else None
         self.store.add_reward(experiment, index, reward, propensity or None, self._clock())
@@ -412,6 +419,36 @@ class Engine:
             )
             visit.changed = True
         return True
+
+    # -- reading ----------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        """What this process knows, as plain data (JSON-able).
+
+        ``{"experiments": {name: {"version", "arms": {arm: {"pulls",
+        "reward_sum", "share"}}, "trips": [...]}}}``; ``share`` is the
+        current allocation (what new visitors are assigned by).
+        """
+        now = self._clock()
+        experiments: dict[str, Any] = {}
+        for name, plan in self._plans.items():
+            stats = self.store.statistics(name, now)
+            allocation = self._allocation(plan, now)
+            experiments[name] = {
+                "version": plan.experiment.version,
+                "arms": {
+                    arm: {
+                        "pulls": float(stats.pulls[i]),
+                        "reward_sum": float(stats.reward_sum[i]),
+                        "share": allocation.probabilities[i],
+                    }
+                    for i, arm in enumerate(plan.experiment.arm_names)
+                },
+                "trips": [
+                    {"reason": t.reason, "arm": t.arm, "detail": t.detail} for t in allocation.trips
+                ],
+            }
+        return {"experiments": experiments}
 
     # -- lifecycle -------------------------------------------------------------
 

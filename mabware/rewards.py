@@ -30,7 +30,8 @@ class RewardGate:
 
     Args:
         experiments: experiment name -> experiment.
-        counters: experiment name -> the counters rewards are added to.
+        counters: experiment name -> the counters ``record`` adds to
+            (``check`` alone needs none).
         strict: raise RewardError instead of dropping bad rewards.
         log: the once-per-interval logger; made here by default.
     """
@@ -38,13 +39,13 @@ class RewardGate:
     def __init__(
         self,
         experiments: Mapping[str, Experiment],
-        counters: Mapping[str, Counters],
+        counters: Mapping[str, Counters] | None = None,
         *,
         strict: bool = False,
         log: OncePerInterval | None = None,
     ) -> None:
         self._experiments = experiments
-        self._counters = counters
+        self._counters = counters or {}
         self.strict = strict
         self._log = log or OncePerInterval(logger)
 
@@ -52,6 +53,27 @@ class RewardGate:
     def rejected(self) -> Counter[str]:
         """Rejected rewards by reason (unknown_experiment, unknown_arm, bad_value)."""
         return self._log.counts
+
+    def check(self, experiment: str, arm: str, value: object) -> tuple[int, float] | None:
+        """The arm's index and the reward as a float, or None if it must be dropped.
+
+        Raises:
+            RewardError: in strict mode, instead of returning None.
+        """
+        exp = self._experiments.get(experiment)
+        try:
+            if exp is None:
+                reason = UNKNOWN_EXPERIMENT
+                raise RewardError(f"unknown experiment {experiment!r}", payload=experiment)
+            reason = UNKNOWN_ARM
+            index = exp.arm_index(arm)
+            reason = BAD_VALUE
+            return index, exp.check_reward(value)
+        except RewardError as exc:
+            if self.strict:
+                raise
+            self._log(reason, f"reward dropped: {exc}")
+            return None
 
     def record(
         self,
@@ -62,20 +84,10 @@ class RewardGate:
         propensity: float | None = None,
         bucket: int | None = None,
     ) -> bool:
-        """Add one reward; True if stored, False if dropped (non-strict mode)."""
-        exp = self._experiments.get(experiment)
-        try:
-            if exp is None:
-                reason = UNKNOWN_EXPERIMENT
-                raise RewardError(f"unknown experiment {experiment!r}", payload=experiment)
-            reason = UNKNOWN_ARM
-            index = exp.arm_index(arm)
-            reason = BAD_VALUE
-            reward = exp.check_reward(value)
-        except RewardError as exc:
-            if self.strict:
-                raise
-            self._log(reason, f"reward dropped: {exc}")
+        """Add one reward to the counters; True if stored, False if dropped (non-strict mode)."""
+        checked = self.check(experiment, arm, value)
+        if checked is None:
             return False
+        index, reward = checked
         self._counters[experiment].add_reward(index, reward, propensity, bucket)
         return True

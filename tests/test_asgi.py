@@ -75,9 +75,11 @@ def set_cookie(headers: dict[bytes, list[bytes]]) -> str | None:
 def test_first_visit_sets_cookie_and_returning_visitor_keeps_arms() -> None:
     app = MabwareMiddleware(hello, experiments=experiments(), secret_keys=list(TEST_KEYS))
     status, headers, body = call(app)
-    assert status == 200 and headers[b"x-app"] == [b"1"]
+    assert status == 200
+    assert headers[b"x-app"] == [b"1"]
     cookie = set_cookie(headers)
-    assert cookie is not None and cookie.startswith("mabware=")
+    assert cookie is not None
+    assert cookie.startswith("mabware=")
     for _ in range(20):
         _, again, same = call(app, cookie=cookie)
         assert same == body
@@ -143,7 +145,8 @@ def test_hooks_that_raise_never_fail_the_request() -> None:
     engine = make_engine(experiments())
     app = MabwareMiddleware(hello, engine=engine, unit_id=broken, consent=broken)
     status, headers, _ = call(app)
-    assert status == 200 and set_cookie(headers) is None  # no consent: no cookie
+    assert status == 200
+    assert set_cookie(headers) is None
     assert engine.events.counts["hook_error:consent"] == 1
 
 
@@ -180,6 +183,7 @@ def test_ten_thousand_tampered_cookies_are_new_visitors_and_never_fail() -> None
     checker = CookieCodec(keys, clock=clock)
     loop = asyncio.new_event_loop()
     responses = []
+
     async def both(cookie: str) -> tuple[Response, Response]:
         return await acall(tampered, cookie=f"mabware={cookie}"), await acall(twin)
 
@@ -197,7 +201,8 @@ def test_ten_thousand_tampered_cookies_are_new_visitors_and_never_fail() -> None
         assert fresh is not None
         mine = checker.decode(fresh.split("=", 1)[1])
         theirs = checker.decode((set_cookie(expected_headers) or "").split("=", 1)[1])
-        assert mine.state is not None and theirs.state is not None
+        assert mine.state is not None
+        assert theirs.state is not None
         assert mine.state.entries == theirs.state.entries
     rejected = Counter(
         {k: v for k, v in tampered.engine.events.counts.items() if k.startswith("cookie_rejected")}

@@ -1,4 +1,4 @@
-"""The mabware command line: simulate."""
+"""The mabware command line: simulate, keygen."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from mabware import policies
 from mabware.cli import main
+from mabware.cookies import CookieCodec
 
 
 @pytest.fixture
@@ -92,3 +93,19 @@ def test_help_lists_simulate_and_the_policies(cli):
     text = re.sub(r"-\s+", "-", result.output)  # click wraps lines after hyphens
     for name in (*policies.POLICIES, "--param", "--reward-seed"):
         assert name in text
+
+
+def test_keygen_prints_fresh_keys_the_codec_accepts(cli):
+    one = cli("keygen")
+    assert one.exit_code == 0
+    assert len(one.output.splitlines()) == 1
+    result = cli("keygen", "--count", "3")
+    assert result.exit_code == 0
+    keys = result.output.split()
+    assert len(keys) == 3
+    assert len(set(keys) | {one.output.strip()}) == 4
+    for key in keys:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{43}", key)
+    codec = CookieCodec(keys)  # each is a valid key, and no two share a key id
+    assert "keys=3" in repr(codec)
+    assert cli("keygen", "--count", "0").exit_code == 2

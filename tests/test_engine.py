@@ -42,7 +42,9 @@ def test_new_visitor_gets_every_experiment_and_a_cookie() -> None:
     visit = engine.begin(None)
     assert set(visit) == {"headline", "layout"}
     assert visit["headline"].arm in ("control", "bold")
-    assert visit["headline"].value == {"control": "Welcome", "bold": "Big sale"}[visit["headline"].arm]
+    assert (
+        visit["headline"].value == {"control": "Welcome", "bold": "Big sale"}[visit["headline"].arm]
+    )
     header = engine.respond(visit, 200)
     assert header is not None
     attrs = [a.strip() for a in header.split(";")]
@@ -116,7 +118,9 @@ def test_bots_and_visitors_without_consent_get_defaults_no_cookie_no_counts(
     assert engine.respond(visit, 200) is None
     engine.finish(visit, 500, 0.1)
     stats = engine.store.statistics("headline", 0.0)
-    assert stats.pulls.sum() == 0 and stats.reward_sum.sum() == 0 and stats.responses.sum() == 0
+    assert stats.pulls.sum() == 0
+    assert stats.reward_sum.sum() == 0
+    assert stats.responses.sum() == 0
 
 
 def test_a_browser_is_not_a_bot_and_bot_detection_can_be_turned_off() -> None:
@@ -143,7 +147,8 @@ def test_reward_once_counts_one_reward_per_assignment() -> None:
 def test_reward_every_counts_each_event() -> None:
     engine = make_engine([headline(reward_mode="every", reward_range=(0.0, 100.0))])
     visit = engine.begin(None)
-    assert visit.reward("headline", 30.0) and visit.reward("headline", 12.5)
+    assert visit.reward("headline", 30.0)
+    assert visit.reward("headline", 12.5)
     arm = engine.experiments["headline"].arm_names.index(visit["headline"].arm)
     assert engine.store.statistics("headline", 0.0).reward_sum[arm] == 42.5
 
@@ -158,8 +163,7 @@ def test_bad_rewards_never_reach_the_statistics(value: object) -> None:
     assert visit.reward("headline", value) is False
     assert visit.reward("nope", 1.0) is False
     assert lenient.store.statistics("headline", 0.0).reward_sum.sum() == 0
-    assert lenient.events.counts["reward_rejected:bad_value"] == 1
-    assert lenient.events.counts["reward_rejected:unknown_experiment"] == 1
+    assert lenient.rewards.rejected == {"bad_value": 1, "unknown_experiment": 1}
 
 
 def test_reward_routes_reward_successful_responses_only() -> None:
@@ -214,7 +218,9 @@ def test_tampered_cookie_is_a_new_visitor_like_no_cookie() -> None:
     expected = clean.begin(None)
     got = tampered.begin("mabware=invalid")
     assert {k: a.arm for k, a in got.items()} == {k: a.arm for k, a in expected.items()}
-    assert decoded(tampered.respond(got, 200)).entries == decoded(clean.respond(expected, 200)).entries
+    assert (
+        decoded(tampered.respond(got, 200)).entries == decoded(clean.respond(expected, 200)).entries
+    )
     assert tampered.events.counts["cookie_rejected:malformed"] == 1
 
 
@@ -266,7 +272,8 @@ def test_one_process_learns_from_its_own_rewards() -> None:
         if visit["headline"].arm == "bold":
             visit.reward("headline", 1.0)
     allocation = engine._plans["headline"].allocation
-    assert allocation is not None and allocation.share("bold") > 0.99
+    assert allocation is not None
+    assert allocation.share("bold") > 0.99
 
 
 @pytest.mark.parametrize(

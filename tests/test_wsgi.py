@@ -22,7 +22,9 @@ def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [f"headline={arms['headline'].arm}".encode()]
 
 
-def call(wsgi: Any, path: str = "/", cookie: str | None = None) -> tuple[str, dict[str, str], bytes]:
+def call(
+    wsgi: Any, path: str = "/", cookie: str | None = None
+) -> tuple[str, dict[str, str], bytes]:
     environ: dict[str, Any] = {"PATH_INFO": path, "HTTP_USER_AGENT": "Mozilla/5.0"}
     if cookie:
         environ["HTTP_COOKIE"] = cookie
@@ -44,11 +46,13 @@ def test_first_visit_sets_cookie_and_returning_visitor_keeps_arm() -> None:
     engine = make_engine([Experiment("headline", ["control", "bold"])])
     wsgi = MabwareWSGIMiddleware(app, engine=engine)
     status, headers, body = call(wsgi)
-    assert status == "200 OK" and headers["Content-Type"] == "text/plain"
+    assert status == "200 OK"
+    assert headers["Content-Type"] == "text/plain"
     cookie = headers["Set-Cookie"].split(";")[0]
     for _ in range(20):
         _, again, same = call(wsgi, cookie=cookie)
-        assert same == body and "Set-Cookie" not in again
+        assert same == body
+        assert "Set-Cookie" not in again
     assert engine.store.statistics("headline", 0.0).pulls.sum() == 1
 
 
@@ -62,7 +66,8 @@ def test_reward_and_response_outcomes_reach_the_statistics() -> None:
         call(wsgi, "/boom", cookie)
     stats = engine.store.statistics("headline", 0.0)
     assert stats.reward_sum.sum() == 1.0
-    assert stats.responses.sum() == 4 and stats.errors.sum() == 2
+    assert stats.responses.sum() == 4
+    assert stats.errors.sum() == 2
 
 
 def test_the_environ_object_is_the_same_kind_as_asgi() -> None:

@@ -28,7 +28,7 @@ _SCHEMES: dict[str, Callable[[str, Sequence[Experiment]], Store]] = {
 }
 
 
-def open_store(url: str, experiments: Sequence[Experiment]) -> Store:
+def open_store(url: str | Store, experiments: Sequence[Experiment]) -> Store:
     """The store a URL names; ConfigError for an unknown or malformed URL."""
     if isinstance(url, Store):
         return url
