@@ -5,6 +5,10 @@ builds the engine (validating everything at start-up), ``__call__`` passes
 non-``http`` scopes through, keeps per-request state in locals, and adds
 its Set-Cookie header only on ``http.response.start``. Lifespan events
 start and stop the store's background work.
+
+Build the ``Engine`` (or this middleware) at import time, not lazily: a
+``ConfigError`` raised inside a framework's first ASGI call is easy to
+miss (uvicorn's ``--lifespan auto`` logs it as "lifespan unsupported").
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class MabwareMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.app(scope, self._lifespan(receive), send)
+            await self.app(scope, self._on_startup(receive), self._on_shutdown(send))
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -104,14 +108,29 @@ class MabwareMiddleware:
         finally:
             engine.finish(visit, status, time.perf_counter() - started)
 
-    def _lifespan(self, receive: Receive) -> Receive:
-        async def receive_and_manage() -> Message:
+    def _on_startup(self, receive: Receive) -> Receive:
+        """Start the store when the server announces start-up."""
+
+        async def receive_and_start() -> Message:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._started = True
                 self.engine.start()
-            elif message["type"] == "lifespan.shutdown":
-                self.engine.close()
             return message
 
-        return receive_and_manage
+        return receive_and_start
+
+    def _on_shutdown(self, send: Send) -> Send:
+        """Close the store once the app has finished its own shutdown handlers.
+
+        Closing on ``lifespan.shutdown.complete`` (not on the server's
+        ``lifespan.shutdown``) lets rewards recorded by the app's shutdown
+        handlers still reach the store's final flush.
+        """
+
+        async def send_and_close(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                self.engine.close()
+            await send(message)
+
+        return send_and_close

@@ -39,7 +39,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running(argv: list[str], port: int, *, timeout: float = 30.0) -> Iterator[str]:
     """Start ``argv`` (a server bound to 127.0.0.1:port) from examples/; yield its URL."""
-    env = {**os.environ, "PYTHONPATH": str(EXAMPLES), "PYTHONUNBUFFERED": "1"}
+    path = os.pathsep.join(filter(None, [str(EXAMPLES), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
     log = open(os.devnull, "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [sys.executable, "-m", *argv],
