@@ -48,7 +48,17 @@ class Assignments(Mapping[str, Assignment]):
     in the experiment's ``reward_range``).
     """
 
-    __slots__ = ("_arms", "_reward", "changed", "counted", "entries", "issued", "path", "secure")
+    __slots__ = (
+        "_arms",
+        "_reward",
+        "changed",
+        "counted",
+        "entries",
+        "issued",
+        "path",
+        "pending",
+        "secure",
+    )
 
     def __init__(
         self,
@@ -76,6 +86,8 @@ class Assignments(Mapping[str, Assignment]):
         self.secure = secure
         #: the request path (reward routes match it)
         self.path = path
+        #: rewards to apply if the response succeeds (``reward_on_success``)
+        self.pending: list[tuple[str, object]] = []
 
     def __getitem__(self, experiment: str) -> Assignment:
         return self._arms[experiment]
@@ -103,3 +115,12 @@ class Assignments(Mapping[str, Assignment]):
             RewardError: in strict mode, for an unknown experiment or a bad value.
         """
         return self._reward(self, experiment, value)
+
+    def reward_on_success(self, experiment: str, value: object = 1.0) -> None:
+        """Reward ``experiment`` once this request's response turns out below 400.
+
+        The rule of declarative reward routes, for code that decides per
+        view (Flask's ``reward_endpt``): a handler that fails, or an error
+        handler that turns the response into a 4xx/5xx, rewards nothing.
+        """
+        self.pending.append((experiment, value))

@@ -262,7 +262,8 @@ class Engine:
         )
 
     def respond(self, visit: Assignments, status: int) -> str | None:
-        """At response start: apply reward routes; the Set-Cookie value, if any.
+        """At response start: apply reward routes and ``reward_on_success``
+        rewards (status below 400); return the Set-Cookie value, if any.
 
         Never raises: a failure costs the visitor a cookie update, not the page.
         """
@@ -284,7 +285,7 @@ class Engine:
         if not visit.counted:
             return None
         if status < 400:
-            for experiment, value in self.reward_routes.get(visit.path, ()):
+            for experiment, value in (*self.reward_routes.get(visit.path, ()), *visit.pending):
                 self._reward(visit, experiment, value)
         if not visit.changed:
             return None

@@ -293,3 +293,12 @@ def test_duplicate_experiment_names_fail_at_start_up() -> None:
 def test_unknown_store_scheme_names_the_choices() -> None:
     with pytest.raises(ConfigError, match="'memory:'"):
         make_engine([headline()], store="mongo://x")
+
+
+@pytest.mark.parametrize(("status", "rewarded"), [(200, 1.0), (302, 1.0), (404, 0.0), (500, 0.0)])
+def test_reward_on_success_needs_a_response_below_400(status: int, rewarded: float) -> None:
+    engine = make_engine([headline()])
+    visit = engine.begin(None)
+    visit.reward_on_success("headline", 1.0)
+    engine.respond(visit, status)
+    assert engine.store.statistics("headline", 0.0).reward_sum.sum() == rewarded

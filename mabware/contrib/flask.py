@@ -129,7 +129,7 @@ class Mabware:
         return decorate
 
     def reward_endpt(self, experiment: str, value: float = 1.0) -> Callable[[View], View]:
-        """Reward ``experiment`` when the view returns a response below 400.
+        """Reward ``experiment`` when this request's response is below 400.
 
         A view that raises or answers an error rewards nothing (Flask-MAB
         queued the reward before the view ran, whatever it answered). The
@@ -141,10 +141,8 @@ class Mabware:
         def decorate(view: View) -> View:
             @functools.wraps(view)
             def reward(*args: Any, **kwargs: Any) -> Any:
-                response = current_app.make_response(current_app.ensure_sync(view)(*args, **kwargs))
-                if response.status_code < 400:  # the engine's reward-route rule
-                    self.arms().reward(experiment, value)
-                return response
+                self.arms().reward_on_success(experiment, value)  # applied if the response < 400
+                return current_app.ensure_sync(view)(*args, **kwargs)
 
             return reward  # type: ignore[return-value]
 
