@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgpack
 
 MAX_INT = 2**63 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class CookieEntry:
+class CookieEntry(NamedTuple):
     """One experiment's assignment as the cookie carries it.
+
+    A named tuple (not a frozen dataclass): a new visitor makes one per
+    experiment on the request path, and a tuple is built several times
+    faster.
 
     Attributes:
         arm: the arm's name.
@@ -115,9 +119,9 @@ def check(state: CookieState) -> None:
             raise ValueError(f"invalid cookie entry for experiment {experiment!r}: {entry!r}")
 
 
-def row(entry: CookieEntry) -> list[object]:
-    """An entry as its MessagePack array."""
-    return [entry.arm, entry.version, entry.decision, entry.assigned, entry.rewarded]
+def row(entry: CookieEntry) -> tuple[object, ...]:
+    """An entry as its MessagePack array (a tuple packs as one)."""
+    return tuple(entry)
 
 
 def packb(obj: object) -> bytes:

@@ -9,15 +9,15 @@ something here changed (a new or replaced assignment, a reward flag).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from mabware.cookies import CookieEntry
 
 
-@dataclass(frozen=True, slots=True)
-class Assignment:
+class Assignment(NamedTuple):
     """The arm one visitor gets in one experiment.
+
+    A named tuple: the request path builds these, and a tuple is cheap.
 
     Attributes:
         experiment: the experiment's name.
@@ -58,6 +58,7 @@ class Assignments(Mapping[str, Assignment]):
         "path",
         "pending",
         "secure",
+        "served",
     )
 
     def __init__(
@@ -71,6 +72,7 @@ class Assignments(Mapping[str, Assignment]):
         secure: bool,
         path: str,
         reward: RewardSink,
+        served: tuple[tuple[str, int], ...] = (),
     ) -> None:
         self._arms = arms
         self._reward = reward
@@ -86,6 +88,8 @@ class Assignments(Mapping[str, Assignment]):
         self.secure = secure
         #: the request path (reward routes match it)
         self.path = path
+        #: (experiment, arm index) of each counted assignment (for the arm SLOs)
+        self.served = served
         #: rewards to apply if the response succeeds (``reward_on_success``)
         self.pending: list[tuple[str, object]] = []
 

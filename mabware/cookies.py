@@ -193,7 +193,17 @@ class CookieCodec:
             contains a key.
     """
 
-    __slots__ = ("_ads", "_by_kid", "_clock", "_keys", "_random_bytes", "max_age", "name", "skew")
+    __slots__ = (
+        "_ads",
+        "_budget",
+        "_by_kid",
+        "_clock",
+        "_keys",
+        "_random_bytes",
+        "max_age",
+        "name",
+        "skew",
+    )
 
     def __init__(
         self,
@@ -236,6 +246,19 @@ class CookieCodec:
         self._by_kid = {
             key.kid: (key.aead, ad, index > 0)
             for index, (key, ad) in enumerate(zip(self._keys, self._ads, strict=True))
+        }
+
+        # plaintext bytes that fit a Set-Cookie line, by ``secure``
+        # (base64url of n bytes is ceil(4n / 3) characters)
+        self._budget = {
+            secure: min(
+                MAX_SET_COOKIE_LINE - len(_LINE_PREFIX) - len(self.header("", secure=secure)),
+                MAX_TOKEN_CHARS,
+            )
+            * 3
+            // 4
+            - _MIN_RAW
+            for secure in (False, True)
         }
 
     def __repr__(self) -> str:
@@ -313,7 +336,7 @@ class CookieCodec:
         return value + "; Secure" if secure else value
 
     def fit(
-        self, state: CookieState, *, known: Collection[str], secure: bool
+        self, state: CookieState, *, known: Collection[str], secure: bool, trusted: bool = False
     ) -> tuple[str, CookieState, int]:
         """Encode ``state``, dropping entries until the Set-Cookie line fits.
 
@@ -322,15 +345,16 @@ class CookieCodec:
         first (ties by experiment name). Drops the fewest entries that make
         ``len("Set-Cookie: " + header(token)) <= MAX_SET_COOKIE_LINE``.
 
+        ``trusted=True`` skips the schema check, for states the caller built
+        from checked parts (the engine, on the request path).
+
         Returns:
             ``(token, the state actually encoded, number of entries dropped)``.
         """
-        check(state)
-        overhead = len(_LINE_PREFIX) + len(self.header("", secure=secure))
-        chars = min(MAX_SET_COOKIE_LINE - overhead, MAX_TOKEN_CHARS)
-        budget = chars * 3 // 4 - _MIN_RAW  # plaintext bytes: base64url of n bytes is ceil(4n/3)
-        rows = {experiment: row(entry) for experiment, entry in state.entries.items()}
-        plaintext = packb([state.issued, rows])
+        if not trusted:
+            check(state)
+        budget = self._budget[secure]
+        plaintext = packb([state.issued, dict(state.entries)])  # entries pack as arrays
         if len(plaintext) <= budget:  # the common case: everything fits, pack once
             return self._seal(plaintext), state, 0
         sizes = {

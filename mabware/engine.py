@@ -25,22 +25,18 @@ import logging
 import os
 import random
 import re
-import threading
 import time
 import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from mabware import assign
+from mabware._plans import Plan, Plans
 from mabware._ratelimit import OncePerInterval
-from mabware.allocation import Allocation
 from mabware.assignments import Assignment, Assignments
 from mabware.cookies import CookieCodec, CookieEntry, CookieState
 from mabware.exceptions import ConfigError, RewardError
 from mabware.experiment import Experiment
-from mabware.guardrails import CAP
 from mabware.rewards import RewardGate
 from mabware.store import Store, open_store
 
@@ -51,7 +47,6 @@ DEFAULT_BOT_PATTERN = (
     r"bot\b|bot/|crawl|spider|slurp|mediapartners|facebookexternalhit|bingpreview|"
     r"embedly|lighthouse|pingdom|uptimerobot"
 )
-_MAX_DECISION = 2**63
 
 # Counted events (engine.events.counts keys; metrics expose them).
 COOKIE_REJECTED = "cookie_rejected"  # suffixed ":<reason>"
@@ -60,21 +55,26 @@ COOKIE_DROPPED = "cookie_dropped"
 BOT = "bot"
 NO_CONSENT = "no_consent"
 DUPLICATE_REWARD = "duplicate_reward"
-TRIP = "trip"  # suffixed ":<reason>"
 
 
-class _Plan:
-    """One experiment's precomputed serving state."""
+class _Known:
+    """A cookie string already authenticated, with what it was served."""
 
-    __slots__ = ("allocation", "arm_index", "changes_seen", "computed_at", "experiment", "off")
+    __slots__ = ("arms", "entries", "generation", "issued", "served")
 
-    def __init__(self, experiment: Experiment) -> None:
-        self.experiment = experiment
-        self.arm_index = {name: i for i, name in enumerate(experiment.arm_names)}
-        self.allocation: Allocation | None = None
-        self.off: frozenset[str] = frozenset()  # arms disabled by a guardrail
-        self.changes_seen = -1
-        self.computed_at = -float("inf")
+    def __init__(
+        self,
+        arms: dict[str, Assignment],
+        entries: dict[str, CookieEntry],
+        issued: int,
+        served: tuple[tuple[str, int], ...],
+        generation: int,
+    ) -> None:
+        self.arms = arms
+        self.entries = entries
+        self.issued = issued
+        self.served = served
+        self.generation = generation
 
 
 class Engine:
@@ -130,30 +130,37 @@ class Engine:
             raise ConfigError(
                 f"experiments must be a list of mabware.Experiment objects, got {experiments!r}"
             )
-        self._plans = _plans(experiments)
+        _check_experiments(experiments)
         self.experiments: Mapping[str, Experiment] = {e.name: e for e in experiments}
         codec_options: dict[str, Any] = {} if max_age is None else {"max_age": max_age}
         self.codec = CookieCodec(secret_keys, name=cookie_name, clock=clock, **codec_options)
+        self._cookie_prefix = cookie_name + "="
         self.store = open_store(store, experiments)
         self.reward_routes = _check_routes(rewards or {}, self.experiments)
         self._bot = re.compile(bot_pattern, re.IGNORECASE).search if bot_pattern else None
         self._bot_cache: dict[str, bool] = {}
         self.trusted_proxies = frozenset(trusted_proxies)
         self.rewards = RewardGate(self.experiments, strict=strict)
-        self.recompute_interval = recompute_interval
-        self.refresh_interval = refresh_interval
-        self._cache: dict[str, CookieState] = {}
+        self._cache: dict[str, _Known] = {}
         self._cache_size = cache_size
         self._clock = clock
-        self._recompute_lock = threading.Lock()
         self.events = OncePerInterval(logger)
-        self._seed(seed)
+        self.plans = Plans(
+            experiments,
+            self.store,
+            self.events,
+            recompute_interval=recompute_interval,
+            refresh_interval=refresh_interval,
+            seed=seed,
+        )
+        self._plans = self.plans.by_name
+        self._random = random.Random(seed)
         if seed is None:
             _reseed_after_fork(self)
 
-    def _seed(self, seed: int | None) -> None:
+    def _reseed(self, seed: int) -> None:
         self._random = random.Random(seed)
-        self._np_random = np.random.default_rng(seed)
+        self.plans.reseed(seed)
 
     def __repr__(self) -> str:
         return f"<Engine {len(self._plans)} experiments, {self.store!r}, {self.codec!r}>"
@@ -224,20 +231,39 @@ class Engine:
     ) -> Assignments:
         now = self._clock()
         if not consent or self.is_bot(user_agent):
-            self.events(
-                NO_CONSENT if not consent else BOT, "default arms, not counted", logging.DEBUG
-            )
+            cause = NO_CONSENT if not consent else BOT
+            self.events(cause, "default arms, not counted", logging.DEBUG)
             return self._uncounted(secure, path)
-        token = _cookie_value(cookie_header, self.codec.name)
-        state, changed = self._read_cookie(token, now)
+        plans = self.plans
+        plans.refresh(now)
+        token = _cookie_value(cookie_header, self._cookie_prefix)
+        if token is not None:
+            known = self._cache.get(token)
+            if (
+                known is not None
+                and known.generation == plans.generation
+                and now - known.issued <= self.codec.max_age
+            ):  # the hot path: a returning visitor whose arms all still stand
+                return Assignments(
+                    known.arms,
+                    known.entries,  # shared: a reward replaces the dict, never edits it
+                    issued=known.issued,
+                    changed=False,
+                    counted=True,
+                    secure=secure,
+                    path=path,
+                    reward=self._reward,
+                    served=known.served,
+                )
+        state, changed = self._read_cookie(token)
         entries = dict(state.entries) if state is not None else {}
         arms: dict[str, Assignment] = {}
+        served: list[tuple[str, int]] = []
         for name, plan in self._plans.items():
             exp = plan.experiment
             if not exp.enabled:
-                arms[name] = Assignment(name, exp.default_arm or "", _payload(exp), 0, False)
+                arms[name] = plan.default
                 continue
-            allocation = self._allocation(plan, now)
             entry = entries.get(name)
             if (
                 entry is None
@@ -245,11 +271,16 @@ class Engine:
                 or entry.arm not in plan.arm_index
                 or entry.arm in plan.off
             ):
-                entry = self._assign(plan, allocation, unit_id, now)
+                entry = self._assign(plan, unit_id, now)
                 entries[name] = entry
                 changed = True
             arms[name] = Assignment(name, entry.arm, exp.payloads[entry.arm], entry.decision)
+            served.append((name, plan.arm_index[entry.arm]))
         issued = state.issued if state is not None else int(now)
+        if token is not None and not changed and self._cache_size:
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()  # cheap, and the hot set refills in a moment
+            self._cache[token] = _Known(arms, entries, issued, tuple(served), plans.generation)
         return Assignments(
             arms,
             entries,
@@ -259,6 +290,7 @@ class Engine:
             secure=secure,
             path=path,
             reward=self._reward,
+            served=tuple(served),
         )
 
     def respond(self, visit: Assignments, status: int) -> str | None:
@@ -290,7 +322,9 @@ class Engine:
         if not visit.changed:
             return None
         state = CookieState(issued=visit.issued, entries=visit.entries)
-        token, _kept, dropped = self.codec.fit(state, known=self._plans, secure=visit.secure)
+        token, _kept, dropped = self.codec.fit(
+            state, known=self._plans, secure=visit.secure, trusted=True
+        )
         if dropped:
             self.events(COOKIE_DROPPED, f"{dropped} assignment(s) dropped to fit the cookie")
         visit.changed = False
@@ -298,21 +332,13 @@ class Engine:
 
     def finish(self, visit: Assignments, status: int, latency: float) -> None:
         """After the response: count its outcome per assigned arm (arm SLOs)."""
-        if not visit.counted:
-            return
-        error = status >= 500
-        for name, assignment in visit.items():
-            if assignment.counted:
-                arm = self._plans[name].arm_index[assignment.arm]
-                self.store.add_response(name, arm, error=error, latency=latency)
+        if visit.served:
+            self.store.add_responses(visit.served, error=status >= 500, latency=latency)
 
     # -- internals -----------------------------------------------------------
 
     def _uncounted(self, secure: bool, path: str) -> Assignments:
-        arms = {
-            name: Assignment(name, p.experiment.default_arm or "", _payload(p.experiment), 0, False)
-            for name, p in self._plans.items()
-        }
+        arms = {name: plan.default for name, plan in self._plans.items()}
         return Assignments(
             arms,
             {},
@@ -324,31 +350,21 @@ class Engine:
             reward=self._reward,
         )
 
-    def _read_cookie(self, token: str | None, now: float) -> tuple[CookieState | None, bool]:
+    def _read_cookie(self, token: str | None) -> tuple[CookieState | None, bool]:
         """The visitor's cookie state and whether it must be rewritten."""
         if token is None:
             return None, True
-        cached = self._cache.get(token)
-        if cached is not None and now - cached.issued <= self.codec.max_age:
-            return cached, False
         decoded = self.codec.decode(token)
         if decoded.state is None:
             self.events(f"{COOKIE_REJECTED}:{decoded.reason}", "cookie ignored", logging.INFO)
             return None, True
         if decoded.rotated:
             self.events(COOKIE_ROTATED, "cookie re-issued under the newest key", logging.DEBUG)
-            return decoded.state, True
-        if self._cache_size:
-            if len(self._cache) >= self._cache_size:
-                self._cache.clear()  # cheap, and the hot set refills in a moment
-            self._cache[token] = decoded.state
-        return decoded.state, False
+        return decoded.state, decoded.rotated
 
-    def _assign(
-        self, plan: _Plan, allocation: Allocation, unit_id: str | None, now: float
-    ) -> CookieEntry:
+    def _assign(self, plan: Plan, unit_id: str | None, now: float) -> CookieEntry:
         exp = plan.experiment
-        table = allocation.cumulative
+        table = plan.allocation.cumulative
         try:
             if unit_id is not None:
                 index = assign.assign_unit(table, exp.name, exp.version, unit_id)
@@ -359,43 +375,8 @@ class Engine:
             index = assign.sample(table, self._random)
         self.store.add_pull(exp.name, index, now)
         return CookieEntry(
-            arm=exp.arm_names[index],
-            version=exp.version,
-            decision=self._random.getrandbits(63),
-            assigned=int(now),
+            exp.arm_names[index], exp.version, self._random.getrandbits(63), int(now)
         )
-
-    def _allocation(self, plan: _Plan, now: float) -> Allocation:
-        """The plan's allocation, recomputed when due (by one thread at a time)."""
-        age = now - plan.computed_at
-        changes = self.store.changes
-        due = age >= self.refresh_interval or (
-            changes != plan.changes_seen and age >= self.recompute_interval
-        )
-        if (due or plan.allocation is None) and self._recompute_lock.acquire(
-            blocking=plan.allocation is None
-        ):
-            try:
-                self._recompute(plan, now, changes)
-            finally:
-                self._recompute_lock.release()
-        assert plan.allocation is not None
-        return plan.allocation
-
-    def _recompute(self, plan: _Plan, now: float, changes: int) -> None:
-        exp = plan.experiment
-        stats = self.store.statistics(exp.name, now)
-        allocation = exp.decide(stats, self._np_random, state_age=self.store.state_age(now))
-        before = {(t.reason, t.arm) for t in plan.allocation.trips} if plan.allocation else set()
-        for trip in allocation.trips:  # count and log a trip when it starts, not every recompute
-            if (trip.reason, trip.arm) not in before:
-                self.events(f"{TRIP}:{trip.reason}", f"{exp.name}: {trip.detail}", logging.INFO)
-        plan.off = frozenset(
-            t.arm for t in allocation.trips if t.arm is not None and t.reason != CAP
-        )
-        plan.allocation = allocation
-        plan.changes_seen = changes
-        plan.computed_at = now
 
     def _reward(self, visit: Assignments, experiment: str, value: object) -> bool:
         if not visit.counted:
@@ -411,13 +392,10 @@ class Engine:
         if once and entry.rewarded:
             self.events(DUPLICATE_REWARD, "second reward for one assignment ignored", logging.DEBUG)
             return False
-        allocation = plan.allocation
-        propensity = allocation.probabilities[index] if allocation is not None else None
+        propensity = plan.allocation.probabilities[index]
         self.store.add_reward(experiment, index, reward, propensity or None, self._clock())
         if once:
-            visit.entries[experiment] = CookieEntry(
-                entry.arm, entry.version, entry.decision, entry.assigned, True
-            )
+            visit.entries = {**visit.entries, experiment: entry._replace(rewarded=True)}
             visit.changed = True
         return True
 
@@ -431,10 +409,11 @@ class Engine:
         current allocation (what new visitors are assigned by).
         """
         now = self._clock()
+        self.plans.refresh(now)
         experiments: dict[str, Any] = {}
         for name, plan in self._plans.items():
             stats = self.store.statistics(name, now)
-            allocation = self._allocation(plan, now)
+            allocation = plan.allocation
             experiments[name] = {
                 "version": plan.experiment.version,
                 "arms": {
@@ -462,17 +441,16 @@ class Engine:
         self.store.close()
 
 
-def _plans(experiments: Sequence[Experiment]) -> dict[str, _Plan]:
-    plans: dict[str, _Plan] = {}
+def _check_experiments(experiments: Sequence[Experiment]) -> None:
+    names: set[str] = set()
     for exp in experiments:
         if not isinstance(exp, Experiment):
             raise ConfigError(f"experiments must be mabware.Experiment objects, got {exp!r}")
-        if exp.name in plans:
+        if exp.name in names:
             raise ConfigError(f"two experiments are named {exp.name!r}; names must be unique")
-        plans[exp.name] = _Plan(exp)
-    if not plans:
+        names.add(exp.name)
+    if not names:
         raise ConfigError("experiments is empty: give at least one mabware.Experiment")
-    return plans
 
 
 def _check_routes(
@@ -498,21 +476,19 @@ def _check_routes(
     return checked
 
 
-def _payload(exp: Experiment) -> object:
-    return exp.payloads[exp.default_arm or exp.arm_names[0]]
-
-
-def _cookie_value(header: str | None, name: str) -> str | None:
-    """Our cookie's value in a ``Cookie`` header, or None."""
+def _cookie_value(header: str | None, prefix: str) -> str | None:
+    """Our cookie's value in a ``Cookie`` header (``prefix`` is ``"name="``), or None."""
     if not header:
         return None
-    for chunk in header.split(";"):
-        key, sep, value = chunk.partition("=")
-        if sep and key.strip() == name:
-            value = value.strip()
+    at = header.find(prefix)
+    while at != -1:
+        if at == 0 or header[at - 1] in "; ":  # a whole name, not the tail of another
+            end = header.find(";", at)
+            value = header[at + len(prefix) : end if end != -1 else None].strip()
             if len(value) >= 2 and value[0] == value[-1] == '"':
                 value = value[1:-1]  # our tokens need no quoting, but a proxy may add it
             return value
+        at = header.find(prefix, at + 1)
     return None
 
 
@@ -523,6 +499,6 @@ def _reseed_after_fork(engine: Engine) -> None:
     def reseed() -> None:
         alive = ref()
         if alive is not None:
-            alive._seed(int.from_bytes(os.urandom(8), "big"))
+            alive._reseed(int.from_bytes(os.urandom(8), "big"))
 
     os.register_at_fork(after_in_child=reseed)

@@ -13,6 +13,7 @@ maps them onto [0, 1] for the policies that need bounded rewards.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -207,32 +208,45 @@ class Counters:
     reward_range: tuple[float, float] = (0.0, 1.0)
     n_buckets: int = 0
     _stats: Statistics = field(init=False, repr=False)
+    # The time buckets are a ring, (pulls, reward sums) x n_buckets x arms:
+    # bucket newest - k lives in row (head + k) % n_buckets. A new bucket
+    # moves the head back over the rows that expire and zeroes only them.
+    _ring: FloatArray = field(init=False, repr=False)
+    _head: int = field(init=False, repr=False, default=0)
+    _newest: int = field(init=False, repr=False, default=0)
 
     def __post_init__(self) -> None:
-        self._stats = Statistics.zeros(self.n_arms, self.n_buckets)
+        self._stats = Statistics.zeros(self.n_arms)
+        self._ring = _zeros(2, self.n_buckets, self.n_arms)
 
     def _bucket_row(self, bucket: int | None) -> int | None:
-        """Rotate the bucket ring so that ``bucket`` exists; return its row."""
-        recent = self._stats.recent
-        if recent is None or bucket is None:
+        """The ring row of ``bucket``, starting it first if it is new; None if not kept."""
+        depth = self.n_buckets
+        if bucket is None or not depth:
             return None
-        shift = bucket - recent.newest
-        if shift > 0:
-            keep = max(recent.depth - shift, 0)
-            for arr in (recent.pulls, recent.reward_sum):
-                arr[shift:] = arr[:keep] if keep else arr[shift:]
-                arr[: min(shift, recent.depth)] = 0.0
-            object.__setattr__(recent, "newest", bucket)
-            shift = 0
-        row = -shift
-        return row if row < recent.depth else None
+        age = self._newest - bucket
+        if age >= 0:
+            return (self._head + age) % depth if age < depth else None
+        # a newer bucket: the -age oldest rows expire and become the newest
+        start = self._head + age
+        if start <= -depth:  # a gap longer than the ring: everything expires
+            self._ring.fill(0.0)
+            start = 0
+        elif start < 0:
+            self._ring[:, start:] = 0.0
+            self._ring[:, : self._head] = 0.0
+        else:
+            self._ring[:, start : self._head] = 0.0
+        self._head = start % depth
+        self._newest = bucket
+        return self._head
 
     def add_pull(self, arm: int, bucket: int | None = None) -> None:
         """Count one assignment of ``arm``."""
         self._stats.pulls[arm] += 1.0
         row = self._bucket_row(bucket)
-        if row is not None and self._stats.recent is not None:
-            self._stats.recent.pulls[row, arm] += 1.0
+        if row is not None:
+            self._ring[0, row, arm] += 1.0
 
     def add_reward(
         self,
@@ -250,26 +264,32 @@ class Counters:
             if math.isfinite(low) and math.isfinite(high):
                 s.ipw_gain_sum[arm] += (value - low) / (high - low) / propensity
         row = self._bucket_row(bucket)
-        if row is not None and s.recent is not None:
-            s.recent.reward_sum[row, arm] += value
+        if row is not None:
+            self._ring[1, row, arm] += value
 
     def add_response(self, arm: int, *, error: bool, latency: float) -> None:
         """Count one response served under ``arm`` (for the arm SLOs)."""
+        bucket = min(bisect_left(LATENCY_BOUNDS, latency), len(LATENCY_BOUNDS) - 1)
+        self.add_response_in(arm, error=error, bucket=bucket)
+
+    def add_response_in(self, arm: int, *, error: bool, bucket: int, count: int = 1) -> None:
+        """``count`` responses with the latency's histogram bucket already found."""
         s = self._stats
-        s.responses[arm] += 1.0
+        s.responses[arm] += count
         if error:
-            s.errors[arm] += 1.0
-        index = int(np.searchsorted(LATENCY_BOUNDS, latency, side="left"))
-        s.latency_hist[arm, min(index, len(LATENCY_BOUNDS) - 1)] += 1.0
+            s.errors[arm] += count
+        s.latency_hist[arm, bucket] += count
 
     def snapshot(self, bucket: int | None = None) -> Statistics:
         """An immutable copy; ``bucket`` first advances the ring to now."""
         self._bucket_row(bucket)
         s = self._stats
         recent = None
-        if s.recent is not None:
-            r = s.recent
-            recent = Buckets(r.newest, r.pulls.copy(), r.reward_sum.copy())
+        if self.n_buckets:
+            # newest first: rows head .. end, then 0 .. head - 1 (this copies)
+            head = self._head
+            rows = np.concatenate((self._ring[:, head:], self._ring[:, :head]), axis=1)
+            recent = Buckets(self._newest, rows[0], rows[1])
         return Statistics(
             pulls=s.pulls.copy(),
             reward_sum=s.reward_sum.copy(),

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from mabware import Experiment, MabwareMiddleware
+from mabware._plans import Plans
 from mabware.cookies import CookieCodec, CookieState
-from mabware.engine import Engine
 from mabware.testing import TEST_KEYS, FakeClock, make_engine
 
 Message = dict[str, Any]
@@ -222,16 +222,16 @@ def test_engine_cost_stays_plain_python_for_returning_visitors() -> None:
     engine = make_engine(experiments(), recompute_interval=3600.0, refresh_interval=3600.0)
     cookie = (engine.respond(engine.begin(None), 200) or "").split(";")[0]
     calls = Counter[str]()
-    original = Engine._recompute
+    original = Plans._recompute
 
-    def counting(self: Engine, *args: Any) -> None:
+    def counting(self: Plans, *args: Any) -> None:
         calls["recompute"] += 1
         original(self, *args)
 
-    Engine._recompute = counting  # type: ignore[method-assign]
+    Plans._recompute = counting  # type: ignore[method-assign]
     try:
         for _ in range(100):
             engine.begin(cookie)
     finally:
-        Engine._recompute = original  # type: ignore[method-assign]
+        Plans._recompute = original  # type: ignore[method-assign]
     assert calls["recompute"] == 0

@@ -12,10 +12,13 @@ extend it with a push of these totals and a pull of everyone else's.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections.abc import Sequence
 
 from mabware.experiment import Experiment
-from mabware.statistics import Counters, Statistics
+from mabware.statistics import LATENCY_BOUNDS, Statistics
+
+_LAST_BUCKET = len(LATENCY_BOUNDS) - 1
 
 
 class Store:
@@ -31,20 +34,24 @@ class Store:
         self._experiments = {e.name: e for e in experiments}
         self._counters = {e.name: e.counters() for e in experiments}
         self._lock = threading.Lock()
-        self.changes = 0
+        #: experiment -> writes so far; the engine recomputes when this moves
+        self.changes = dict.fromkeys(self._counters, 0)
+        # Responses arrive with every request, so they are tallied in plain
+        # Python, one dict entry per (arms served, error, latency bucket),
+        # and folded into the numpy counters when statistics are read.
+        self._responses: dict[tuple[tuple[tuple[str, int], ...], bool, int], int] = {}
+        #: experiments whose allocation depends on responses (an arm SLO)
+        self._slo = frozenset(e.name for e in experiments if e.guardrails.slo is not None)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.scheme}: {len(self._counters)} experiments>"
-
-    def _counters_for(self, experiment: str) -> Counters:
-        return self._counters[experiment]
 
     def add_pull(self, experiment: str, arm: int, now: float) -> None:
         """Count one assignment of ``arm``."""
         bucket = self._experiments[experiment].bucket_at(now)
         with self._lock:
             self._counters[experiment].add_pull(arm, bucket)
-            self.changes += 1
+            self.changes[experiment] += 1
 
     def add_reward(
         self, experiment: str, arm: int, value: float, propensity: float | None, now: float
@@ -53,18 +60,34 @@ class Store:
         bucket = self._experiments[experiment].bucket_at(now)
         with self._lock:
             self._counters[experiment].add_reward(arm, value, propensity, bucket)
-            self.changes += 1
+            self.changes[experiment] += 1
 
-    def add_response(self, experiment: str, arm: int, *, error: bool, latency: float) -> None:
-        """Count one response served under ``arm`` (the arm SLOs read these)."""
+    def add_responses(
+        self, served: tuple[tuple[str, int], ...], *, error: bool, latency: float
+    ) -> None:
+        """Count one response under each (experiment, arm index) it was served with."""
+        key = (served, error, min(bisect_left(LATENCY_BOUNDS, latency), _LAST_BUCKET))
         with self._lock:
-            self._counters[experiment].add_response(arm, error=error, latency=latency)
-            self.changes += 1
+            self._responses[key] = self._responses.get(key, 0) + 1
+            for experiment, _arm in served:
+                if experiment in self._slo:
+                    self.changes[experiment] += 1
+
+    def _fold_responses(self) -> None:
+        """Move the tallied responses into the counters (the lock is held)."""
+        tallies, self._responses = self._responses, {}
+        for (served, error, bucket), count in tallies.items():
+            for experiment, arm in served:
+                self._counters[experiment].add_response_in(
+                    arm, error=error, bucket=bucket, count=count
+                )
 
     def statistics(self, experiment: str, now: float) -> Statistics:
         """Everything known about ``experiment``, with its time buckets advanced to ``now``."""
         bucket = self._experiments[experiment].bucket_at(now)
         with self._lock:
+            if self._responses:
+                self._fold_responses()
             return self._counters[experiment].snapshot(bucket)
 
     def state_age(self, now: float) -> float | None:
