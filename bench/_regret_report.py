@@ -282,9 +282,12 @@ def section_b(results: Results, counts: dict[str, Any]) -> dict[str, Any]:
         ]
         return "met by " + ", ".join(winners) if winners else "NOT met"
 
+    verdict = f"registered policies: {passing(False)}"
+    if any(c.candidate for c in DRIFT):
+        verdict += f"; bench candidates: {passing(True)}"
     print(
         "\nGoal (a drift policy with mean regret <= 120 here and (a) regret <= 1.2x "
-        f"thompson): registered policies: {passing(False)}; bench candidates: {passing(True)}."
+        f"thompson): {verdict}."
     )
     return {"phases": [list(p) for p in PHASES], "phase_scale": scale, "policies": records}
 

@@ -109,7 +109,7 @@ DRIFT = [
     Config("sw-ucb", (("window", 500), ("c", 0.5)), "Garivier-Moulines tuning"),
     Config("glr-thompson", (("stride", 10),)),
     Config("glr-thompson", (("delta", 0.1), ("exploration", 0.5), ("stride", 10))),
-    Config("glr-kl-ucb++"),
+    Config("glr-kl-ucb", note="its one-week window spans the whole run"),
 ]
 #: (b) only: yardsticks told the change points (not policies; see _candidates)
 ORACLES = [Config("oracle-restart"), Config("oracle-restart", (("base", "kl-ucb++"),))]

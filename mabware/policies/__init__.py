@@ -19,6 +19,7 @@ exp3                   EXP3                    exponential weights, adversarial
 discounted-thompson    DiscountedThompson      Thompson on discounted buckets
 sw-ucb                 SlidingWindowUCB        UCB1 on a window of buckets
 glr-thompson           GLRThompson             Thompson since the last detected change
+glr-kl-ucb             GLRKLUCB                KL-UCB++ since the last detected change
 =====================  ======================  ==============================
 """
 
@@ -29,6 +30,7 @@ from mabware.policies._registry import POLICIES, from_dict, from_name, to_dict
 from mabware.policies.discounted_thompson import DiscountedThompson
 from mabware.policies.epsilon_greedy import EpsilonGreedy
 from mabware.policies.exp3 import EXP3
+from mabware.policies.glr_kl_ucb import GLRKLUCB
 from mabware.policies.glr_thompson import GLRThompson
 from mabware.policies.kl_ucb import KLUCB
 from mabware.policies.sliding_window_ucb import SlidingWindowUCB
@@ -40,6 +42,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_public_api.py assert
     "DiscountedThompson",
     "EXP3",
     "EpsilonGreedy",
+    "GLRKLUCB",
     "GLRThompson",
     "KLUCB",
     "POLICIES",

@@ -16,6 +16,7 @@ from mabware.policies._base import Policy
 from mabware.policies.discounted_thompson import DiscountedThompson
 from mabware.policies.epsilon_greedy import EpsilonGreedy
 from mabware.policies.exp3 import EXP3
+from mabware.policies.glr_kl_ucb import GLRKLUCB
 from mabware.policies.glr_thompson import GLRThompson
 from mabware.policies.kl_ucb import KLUCB
 from mabware.policies.sliding_window_ucb import SlidingWindowUCB
@@ -33,6 +34,7 @@ _CLASSES: tuple[type[Policy], ...] = (
     DiscountedThompson,
     SlidingWindowUCB,
     GLRThompson,
+    GLRKLUCB,
 )
 
 #: canonical name -> policy class

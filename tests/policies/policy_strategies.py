@@ -23,6 +23,8 @@ VARIANTS: list[policies.Policy] = [cls() for cls in policies.POLICIES.values()] 
     policies.EXP3(gamma=1.0),
     policies.DiscountedThompson(gamma=0.5),
     policies.SlidingWindowUCB(window=2, c=0.0),
+    # scenarios have at most 6 buckets: split every one, and detect readily
+    policies.GLRKLUCB(delta=0.9, stride=1),
 ]
 
 

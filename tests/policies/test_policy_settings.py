@@ -11,6 +11,7 @@ from mabware import policies
 from mabware.exceptions import ConfigError
 from mabware.policies import (
     EXP3,
+    GLRKLUCB,
     KLUCB,
     UCB1,
     DiscountedThompson,
@@ -67,6 +68,13 @@ BAD = [
     (SlidingWindowUCB, "window", 0),
     (SlidingWindowUCB, "window", 2.5),
     (SlidingWindowUCB, "c", -3.0),
+    (GLRKLUCB, "delta", 0.0),
+    (GLRKLUCB, "delta", 1.0),
+    (GLRKLUCB, "delta", "0.01"),
+    (GLRKLUCB, "window", 1),
+    (GLRKLUCB, "window", 10_080.0),
+    (GLRKLUCB, "stride", 0),
+    (GLRKLUCB, "stride", True),
 ]
 
 
@@ -114,6 +122,7 @@ def test_registry_names_are_exactly_the_canonical_ones():
         "discounted-thompson",
         "sw-ucb",
         "glr-thompson",
+        "glr-kl-ucb",
     ]
     for name, cls in policies.POLICIES.items():
         assert cls.name == name
