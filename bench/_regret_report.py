@@ -214,8 +214,7 @@ def investigation(results: Results, counts: dict[str, Any]) -> list[dict[str, An
         "streams), with a risk check: small gaps, rates "
         f"{list(SMALL_GAP_RATES)} x {counts['small_gap_rounds']} rounds, "
         f"{counts['small_gap_seeds']} seeds (regret, and the share of seeds whose best arm "
-        "got under half of the last 10% of rounds). Bench candidates live in "
-        "bench/_candidates.py, not in mabware:\n"
+        "got under half of the last 10% of rounds):\n"
     )
     headers = ["policy", "settings", "(a) median regret", "p10-p90", "vs thompson"]
     headers += ["replicates better than thompson", "small-gap regret", "p10-p90", "wrong arm"]

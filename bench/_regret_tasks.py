@@ -99,7 +99,7 @@ INVESTIGATE = [
     Config("epsilon-greedy", (("decay", "inverse"),)),
     Config("kl-ucb", (("budget", "kl-ucb++"),)),
 ]
-#: the small-gap check runs these (the registered kl-ucb too, for the candidate)
+#: the small-gap check runs these (and the default kl-ucb, for its kl-ucb++ budget)
 SMALL_GAP = [TS, Config("kl-ucb"), *INVESTIGATE]
 #: (b), and (a) at fewer replicates for the "stationary regret <= 1.2x TS" check
 DRIFT = [

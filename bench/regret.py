@@ -15,15 +15,14 @@ scenario); the tables are drawn by ``bench/_regret_report.py``.
     real simulate runner (batch 1) over replicate reward seeds: every
     registered stationary policy 50 replicates, the drift policies 5
     (they are there for (b)'s "stationary regret" check and cost up to 4x
-    more per round). Then an investigation of other settings and of a
-    candidate index (``bench/_candidates.py``, not in mabware) on the
+    more per round). Then an investigation of other settings on the
     first 20 replicates, paired with Thompson sampling, with a risk check
     on small gaps (rates 0.05/0.07/0.09, 10,000 rounds, 20 seeds), where a
     policy that commits early pays.
 (b) Piecewise-stationary: 3 arms, 3 phases x 3,000 rounds, the best arm
-    changes every phase, 20 seeds: stationary and drift policies, two
-    change-detection candidates, and two "oracle restart" yardsticks that
-    are told the change points.
+    changes every phase, 20 seeds: stationary and drift policies, and
+    two "oracle restart" yardsticks (``bench/_candidates.py``, not
+    policies) that are told the change points.
 (c) Batching: Thompson sampling with the allocation recomputed every 1,
     10 and 100 rounds (first 20 replicates of (a)), as regret ratios.
 (d) MABWiser 2.7.4 (bench-only dependency): its regret on (a)'s

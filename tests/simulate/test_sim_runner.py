@@ -97,7 +97,7 @@ def test_drift_policies_receive_time_buckets():
     assert stats.recent.reward_sum[:, 1].tolist() == [0.0, 1.0, 1.0, 1.0]
 
 
-@pytest.mark.parametrize("name", ["discounted-thompson", "sw-ucb", "glr-thompson"])
+@pytest.mark.parametrize("name", ["discounted-thompson", "sw-ucb", "glr-thompson", "glr-kl-ucb"])
 def test_real_drift_policies_get_buckets_through_the_experiment(name):
     policy = policies.from_name(name)
     assert policy.buckets_needed > 0
