@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from mabware import assign, policies
+from mabware import _experiment_dict, assign, policies
 from mabware._types import FloatArray
 from mabware.allocation import Allocation
 from mabware.exceptions import ConfigError, RewardError
@@ -32,7 +32,6 @@ from mabware.guardrails import (
     NO_LIVE_ARMS,
     POLICY_ERROR,
     STALE_STATE,
-    ArmSLO,
     Guardrails,
     Trip,
     apply_cap,
@@ -45,11 +44,6 @@ from mabware.statistics import Counters, Statistics
 
 RewardMode = Literal["once", "every"]
 MAX_NAME_LENGTH = 120
-
-
-def _pair(value: Any) -> tuple[float, float]:
-    low, high = value
-    return (low, high)
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,24 +223,20 @@ class Experiment:
         rails = self.guardrails
         if not self.enabled:
             return self._fallback(DISABLED_EXPERIMENT, "experiment is disabled")
-        if (
-            rails.stale_after is not None
-            and state_age is not None
-            and state_age > rails.stale_after
-        ):
-            return self._fallback(
-                STALE_STATE, f"state is {state_age:.1f}s old (stale_after={rails.stale_after}s)"
-            )
+        stale = rails.stale_after
+        if stale is not None and state_age is not None and state_age > stale:
+            detail = f"state is {state_age:.1f}s old (stale_after={stale}s)"
+            return self._fallback(STALE_STATE, detail)
         trips: list[Trip] = [
             Trip(ARM_DISABLED, a, "disabled by operator") for a in disabled_arms if a in self.arms
         ]
         if rails.slo is not None:
             trips += rails.slo.breaches(stats, self.arm_names)
-        off = {t.arm for t in trips}
-        live = np.array([a not in off for a in self.arm_names])
-        if not live.any():
+        off = {t.arm for t in trips}  # usually none: then every arm is live
+        names = self.arm_names
+        live = np.array([a not in off for a in names]) if off else np.ones(len(names), bool)
+        if off and not live.any():
             return self._fallback(NO_LIVE_ARMS, "every arm is disabled", trips)
-
         rescaled = self._policy_view(stats)
         if rails.min_pulls_per_arm and bool((stats.pulls[live] < rails.min_pulls_per_arm).any()):
             trips.append(Trip(BURN_IN, None, f"uniform until {rails.min_pulls_per_arm} pulls/arm"))
@@ -287,12 +277,12 @@ class Experiment:
         return self._allocation(p, [*trips, Trip(reason, None, detail)])
 
     def _allocation(self, p: FloatArray, trips: Sequence[Trip]) -> Allocation:
-        probabilities = tuple(float(x) for x in p)
+        probabilities: list[float] = p.tolist()
         return Allocation(
             experiment=self.name,
             version=self.version,
             arms=self.arm_names,
-            probabilities=probabilities,
+            probabilities=tuple(probabilities),
             cumulative=assign.cumulative(probabilities),
             trips=tuple(trips),
         )
@@ -301,45 +291,9 @@ class Experiment:
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (msgpack/JSON-able when the payloads are)."""
-        rails = asdict(self.guardrails)
-        return {
-            "name": self.name,
-            "arms": list(self.arm_names),
-            "payloads": dict(self.payloads),
-            "policy": policies.to_dict(self.policy),
-            "default_arm": self.default_arm,
-            "guardrails": rails,
-            "reward_mode": self.reward_mode,
-            "reward_range": list(self.reward_range),
-            "version": self.version,
-            "bucket_seconds": self.bucket_seconds,
-            "enabled": self.enabled,
-        }
+        return _experiment_dict.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Experiment:
         """The inverse of ``to_dict``; ConfigError on a bad document."""
-        try:
-            rails = dict(data.get("guardrails") or {})
-            if rails.get("slo") is not None:
-                rails["slo"] = ArmSLO(**rails["slo"])
-            payloads = data.get("payloads")
-            arms = {a: payloads[a] for a in data["arms"]} if payloads else list(data["arms"])
-            return cls(
-                name=data["name"],
-                arms=arms,
-                policy=policies.from_dict(data["policy"])
-                if "policy" in data
-                else ThompsonSampling(),
-                default_arm=data.get("default_arm"),
-                guardrails=Guardrails(**rails),
-                reward_mode=data.get("reward_mode", "once"),
-                reward_range=_pair(data.get("reward_range", (0.0, 1.0))),
-                version=data.get("version", 1),
-                bucket_seconds=data.get("bucket_seconds", 60.0),
-                enabled=data.get("enabled", True),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ConfigError(
-                f"not a valid experiment document: {exc}", original_error=exc
-            ) from exc
+        return _experiment_dict.from_dict(cls, data)

@@ -211,9 +211,9 @@ class Counters:
     # The time buckets are a ring, (pulls, reward sums) x n_buckets x arms:
     # bucket newest - k lives in row (head + k) % n_buckets. A new bucket
     # moves the head back over the rows that expire and zeroes only them.
-    _ring: FloatArray = field(init=False, repr=False)
-    _head: int = field(init=False, repr=False, default=0)
-    _newest: int = field(init=False, repr=False, default=0)
+    _ring: FloatArray = field(init=False, repr=False, compare=False)
+    _head: int = field(init=False, repr=False, compare=False, default=0)
+    _newest: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
         self._stats = Statistics.zeros(self.n_arms)
@@ -228,15 +228,14 @@ class Counters:
         if age >= 0:
             return (self._head + age) % depth if age < depth else None
         # a newer bucket: the -age oldest rows expire and become the newest
-        start = self._head + age
-        if start <= -depth:  # a gap longer than the ring: everything expires
+        head, start = self._head, self._head + age
+        if -age >= depth:
             self._ring.fill(0.0)
-            start = 0
-        elif start < 0:
+        elif start >= 0:
+            self._ring[:, start:head] = 0.0
+        else:  # the expiring rows wrap around the end
             self._ring[:, start:] = 0.0
-            self._ring[:, : self._head] = 0.0
-        else:
-            self._ring[:, start : self._head] = 0.0
+            self._ring[:, :head] = 0.0
         self._head = start % depth
         self._newest = bucket
         return self._head
@@ -279,6 +278,33 @@ class Counters:
         if error:
             s.errors[arm] += count
         s.latency_hist[arm, bucket] += count
+
+    def subtract(self, earlier: Statistics) -> None:
+        """Take away an earlier snapshot of these counters, leaving what came since.
+
+        A shared store uses it when its replica restarts under a new id:
+        the old id's totals are already counted in the shared state.
+        """
+        s = self._stats
+        for mine, theirs in (
+            (s.pulls, earlier.pulls),
+            (s.reward_sum, earlier.reward_sum),
+            (s.reward_sq_sum, earlier.reward_sq_sum),
+            (s.ipw_gain_sum, earlier.ipw_gain_sum),
+            (s.responses, earlier.responses),
+            (s.errors, earlier.errors),
+            (s.latency_hist, earlier.latency_hist),
+        ):
+            np.maximum(mine - theirs, 0.0, out=mine)  # float rounding never goes below 0
+        if earlier.recent is not None and self.n_buckets:
+            for age in range(earlier.recent.depth):
+                row = self._bucket_row(earlier.recent.newest - age)
+                if row is not None:
+                    for layer, theirs in enumerate(
+                        (earlier.recent.pulls, earlier.recent.reward_sum)
+                    ):
+                        ring = self._ring[layer, row]
+                        np.maximum(ring - theirs[age], 0.0, out=ring)
 
     def snapshot(self, bucket: int | None = None) -> Statistics:
         """An immutable copy; ``bucket`` first advances the ring to now."""

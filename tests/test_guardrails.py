@@ -56,6 +56,30 @@ def test_bad_policy_output_falls_back_to_default_arm(policy, reason, rng):
     assert allocation.trips[-1].detail
 
 
+@pytest.mark.parametrize(
+    ("vector", "live", "problem"),
+    [
+        ((0.25, 0.25, 0.5, 0.0), (True, True, True, False), None),
+        ((0.0, 1.0, 0.0, 0.0), (False, True, False, False), None),
+        ((0.25, 0.25, 0.5, 0.0), (True, True, True, True), None),
+        ((math.nan, 0.5, 0.25, 0.25), (True,) * 4, "non-finite"),
+        ((math.inf, -math.inf, 1.0, 0.0), (True,) * 4, "non-finite"),
+        ((0.5, 0.5, 0.5, -0.5), (True,) * 4, "negative"),
+        ((0.25, 0.25, 0.25, 0.25), (True, True, True, False), "disabled arm"),
+        ((0.25, 0.25, 0.5, 5e-324), (True, True, True, False), "disabled arm"),
+        ((0.25, 0.25, 0.25, 0.25 + 2e-9), (True,) * 4, "sums to"),
+        ((0.5, 0.5), (True,) * 4, "shape"),
+    ],
+)
+def test_validate_allocation_names_the_problem(vector, live, problem):
+    found = guardrails.validate_allocation(np.array(vector), np.array(live))
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found
+
+
 def test_sum_within_tolerance_is_accepted(rng):
     exp = experiment((0.25, 0.25, 0.25, 0.25 + 5e-10))
     allocation = exp.decide(stats([1, 1, 1, 1]), rng)

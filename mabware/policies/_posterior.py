@@ -18,10 +18,12 @@ shared by all arms:
   neighbours still gets its own points; a wide one alone is not over-sampled.
 - An arm whose range ends below the second-highest range start cannot be
   best (its share is below ~e^-20) and gets exactly 0.
-- Densities are normalised numerically and CDFs are cumulative sums, both by
-  the derivative-corrected trapezoid rule (exact for cubics; the derivative
-  of a log-density is analytic), so no special functions are needed. The
-  product of CDFs is formed in log space.
+- CDFs are cumulative sums by the derivative-corrected trapezoid rule
+  (exact for cubics; the derivative of a log-density is analytic), so no
+  special functions are needed. The product of CDFs is formed in log space.
+  Nothing is normalised: f/F needs no constant, and the product's is common
+  to all arms, so normalising the shares removes it. (The cost is numpy's
+  per-call overhead, not arithmetic: hence few, whole-array calls.)
 - The distinct posteriors are computed once each, in sorted order: arms with
   identical posteriors get exactly equal shares, and a permutation of the
   arms permutes the result exactly (Monte Carlo too, for one generator state).
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +60,15 @@ _MIN_SEGMENTS = 16
 _FLOOR = 1e-12  # CDFs are floored here; see _integrate for why that is harmless
 _ENDS = np.array([[-1.0], [1.0]])  # (start, end) of a range around its centre
 _FLIP = np.array([[1.0], [-1.0]])
+_SHRINK = math.sqrt(_PRUNE / _TAIL)
+
+
+@lru_cache(maxsize=64)
+def _steps(count: int) -> FloatArray:
+    """``count`` evenly spaced points from 0 to 1 (read-only: shared between calls)."""
+    steps: FloatArray = np.arange(count, dtype=np.float64) * (1.0 / (count - 1))
+    steps.flags.writeable = False
+    return steps
 
 
 def _distinct(p: FloatArray, q: FloatArray) -> tuple[FloatArray, FloatArray, IntArray]:
@@ -65,19 +77,20 @@ def _distinct(p: FloatArray, q: FloatArray) -> tuple[FloatArray, FloatArray, Int
     Sorting makes every later step see the same inputs in the same order
     whatever the order of the arms, so a permutation of the arms permutes the
     result exactly, and arms with equal posteriors share one exact value.
+    (Complex numbers sort by real part, then imaginary: one key for the pair.)
     """
-    order = np.lexsort((q, p))
-    ps, qs = p[order], q[order]
+    key = p + 1j * q
+    order = key.argsort()
+    key = key[order]
     new = np.empty(len(p), dtype=bool)
+    new[0] = False
+    np.not_equal(key[1:], key[:-1], out=new[1:])
+    ids = np.add.accumulate(new, dtype=np.intp)  # each arm's index among the distinct pairs
     new[0] = True
-    np.not_equal(ps[1:], ps[:-1], out=new[1:])
-    new[1:] |= qs[1:] != qs[:-1]
-    ids = new.cumsum() - 1
     inverse = np.empty(len(p), dtype=np.intp)
     inverse[order] = ids
-    params = np.empty((2, int(ids[-1]) + 1))
-    params[0], params[1] = ps[new], qs[new]
-    return params, np.bincount(ids).astype(np.float64), inverse
+    key = key[new]
+    return np.array((key.real, key.imag)), np.bincount(ids).astype(np.float64), inverse
 
 
 def _spread(shares: FloatArray, counts: FloatArray, inverse: IntArray) -> FloatArray:
@@ -90,44 +103,33 @@ def _spread(shares: FloatArray, counts: FloatArray, inverse: IntArray) -> FloatA
     return out
 
 
-def _reach(sd: FloatArray, inv: FloatArray | None, tail: float) -> FloatArray:
-    """(2, n) offsets from the centre where the log-density is ``tail`` below its peak.
-
-    Gaussian: ``sqrt(2 tail)`` sd. With ``inv`` = (1/a, 1/b), a Beta's tails
-    on the logit scale are exponential with rates a and b and may reach further.
-    """
-    z = math.sqrt(2.0 * tail) * sd
-    reach: FloatArray = (z if inv is None else np.maximum(z, tail * inv)) * _ENDS
-    return reach
-
-
-def _grid(bounds: FloatArray, centre: FloatArray, sd: FloatArray, budget: int) -> FloatArray:
-    """Points over the union of the ranges, at least ``_PER_SD`` per sd where possible."""
-    lo, hi = bounds
+def _grid(bounds: FloatArray, centre: FloatArray, rate: FloatArray, budget: int) -> FloatArray:
+    """Points over the union of the ranges, ``rate`` per unit in each where possible."""
+    lo, hi = bounds[0], bounds[1]
     span = hi - lo
     points: FloatArray
-    per_range = math.ceil(float((span / sd).max()) * _PER_SD) + 1
+    per_range = math.ceil(max((span * rate).tolist())) + 1
     if per_range * len(lo) <= budget:
         # few posteriors: each gets its own evenly spaced points
-        steps = np.arange(per_range) * (1.0 / (per_range - 1))
-        points = (lo[:, None] + span[:, None] * steps).ravel()
+        points = (lo[:, None] + span[:, None] * _steps(per_range)).ravel()
         points.sort()
         return points
     # many: the spacing anywhere is that of the narrowest range covering it,
-    # scaled to the budget
+    # scaled to the budget (range i covers the piece from edge j to j + 1 when
+    # lo_i <= edge_j and edge_j+1 <= hi_i)
     edges = bounds.flatten()
     edges.sort()
-    mids = (edges[:-1] + edges[1:]) * 0.5
-    covers = (lo[:, None] <= mids) & (mids <= hi[:, None])
-    density = (covers * (_PER_SD / sd)[:, None]).max(axis=0)
+    covers = (lo[:, None] <= edges[:-1]) & (edges[1:] <= hi[:, None])
+    density = np.maximum.reduce(covers * rate[:, None], axis=0)
     # a gap that no range covers is crossed in about one segment
-    np.maximum(density, 1.0 / (edges[-1] - edges[0]), out=density)
+    first, last = edges[[0, -1]].tolist()
+    np.maximum(density, 1.0 / (last - first), out=density)
     cumulative = np.zeros(len(edges))
     ((edges[1:] - edges[:-1]) * density).cumsum(out=cumulative[1:])
-    wanted = math.ceil(cumulative[-1])
+    area = float(cumulative[-1])
+    wanted = math.ceil(area)
     segments = min(max(wanted, _MIN_SEGMENTS), budget - 1)
-    targets = np.arange(segments + 1) * (cumulative[-1] / segments)
-    points = np.interp(targets, cumulative, edges)
+    points = np.interp(_steps(segments + 1) * area, cumulative, edges)
     if segments < wanted:
         # on a tight budget a narrow posterior could fall between two points:
         # make every mode a point
@@ -147,84 +149,76 @@ def _integrate(
 ) -> FloatArray:
     """P(a given arm of each distinct posterior is best), by quadrature.
 
-    Args:
-        params: (2, n) parameters of the distinct posteriors, for ``family``.
-        centre: each posterior's mode on the integration scale.
-        sd: its (approximate) standard deviation there.
-        inv: (1/a, 1/b) for Beta posteriors, None for Normal ones.
-        counts: how many arms share each posterior.
-        family: evaluates log-densities on the grid.
-        budget: the most grid points to use.
+    One column per distinct posterior: its ``params`` for ``family``, its mode
+    ``centre`` and (approximate) ``sd`` on the integration scale, ``inv`` =
+    (1/a, 1/b) for Beta posteriors (None for Normal ones) and how many arms
+    share it (``counts``); ``budget`` is the most grid points to use.
     """
-    n = len(counts)
-    shares = np.zeros(n)
+    n, shares = len(counts), np.zeros(len(counts))
     rel: slice | IntArray = slice(None)
-    reach = _reach(sd, inv, _TAIL)
+    # offsets from the centre where the log-density is _TAIL below its peak: sqrt(2
+    # _TAIL) sd for a Gaussian; a Beta's exponential tails (rates a, b) may reach further
+    reach = math.sqrt(2.0 * _TAIL) * sd
+    reach = (reach if inv is None else np.maximum(reach, _TAIL * inv)) * _ENDS
+    bounds = centre + reach
     if n > 2:
-        # ranges to ~e^-_PRUNE: the Gaussian part scales with sqrt(tail), the
-        # exponential part with tail, so this shrink is conservative for both
-        lo, hi = centre + reach * math.sqrt(_PRUNE / _TAIL)
-        top = int(lo.argmax())
-        # the largest draw is almost surely above the second-highest range start
-        floor = lo[top] if counts[top] > 1 else sorted(lo.tolist())[-2]
-        keep = hi > floor
-        if not keep.all():
-            kept = keep.nonzero()[0]
+        # ranges to ~e^-_PRUNE (Gaussian reach scales with sqrt(tail), exponential with
+        # tail: conservative for both); the top draw is almost surely above the
+        # second-highest range start
+        lo, hi = centre + reach * _SHRINK
+        starts = lo.tolist()
+        top = starts.index(max(starts))
+        floor = starts[top] if counts[top] > 1 else sorted(starts)[-2]
+        kept = (hi > floor).nonzero()[0]
+        if len(kept) < n:
             if len(kept) == 1:
                 shares[kept] = 1.0 / counts[kept]
                 return shares
             params, centre, sd, counts = params[:, kept], centre[kept], sd[kept], counts[kept]
-            reach = reach[:, kept]
+            bounds = bounds[:, kept]
             rel = kept
-    x = _grid(centre + reach, centre, sd, budget)
-    h = x[1:] - x[:-1]
-    half = (h * 0.5)[:, None]
-    twelfth = half * half * (1.0 / 3.0)
+    x = _grid(bounds, centre, _PER_SD / sd, budget)
+    # per segment: half its width and its width^2 / 12, then a zero segment
+    widths = np.zeros((2, len(x)))
+    np.multiply(np.subtract(x[1:], x[:-1], out=widths[0, :-1]), 0.5, out=widths[0, :-1])
+    np.multiply(widths[0], widths[0] * (1.0 / 3.0), out=widths[1])
+    half, twelfth = widths[0, :-1, None], widths[1, :-1, None]
     lrel, dl = family(params, x)
     f = np.exp(lrel)
     fd = f * dl
     # derivative-corrected trapezoid per segment; clipped so CDFs stay monotone
-    seg = (f[:-1] + f[1:]) * half + (fd[:-1] - fd[1:]) * twelfth
+    seg = np.multiply(f[:-1] + f[1:], half)
+    seg += np.multiply(np.subtract(fd[:-1], fd[1:], out=fd[:-1]), twelfth, out=fd[:-1])
     np.maximum(seg, 0.0, out=seg)
     cdf = seg.cumsum(axis=0)
-    total = cdf[-1].copy()
-    # From here on the grid starts at its second point: every density is
-    # ~e^-30 of its peak at the first. log F is floored at _FLOOR: a floored
-    # factor makes its product negligible anyway, and the floor keeps the
-    # reverse hazard f/F finite; where both meet, the floors cancel exactly.
-    cdf /= total
-    log_cdf = np.log(np.maximum(cdf, _FLOOR, out=cdf), out=cdf)
-    log_ratio = lrel[1:] - log_cdf
-    log_ratio -= np.log(total)
-    hazard = np.exp(log_ratio, out=log_ratio)  # f_i / F_i
-    # P_i = ∫ g_i, g_i = f_i Π_{j≠i} F_j = hazard_i Π_j F_j^counts_j, whose
-    # log-derivative is dlog f_i + Σ_j counts_j hazard_j - hazard_i
-    everyone = np.exp(log_cdf @ counts)
-    slope = dl[1:] + (hazard @ counts)[:, None]
-    slope -= hazard
-    slope *= hazard
-    # trapezoid and end-correction weights per point (the first segment's
-    # left end counts as 0)
-    w1 = np.empty(len(h))
-    w1[:-1] = (x[2:] - x[:-2]) * 0.5
-    w1[-1] = half[-1, 0]
-    w2 = -twelfth[:, 0]
-    w2[:-1] += twelfth[1:, 0]
-    trapezoid = (everyone * w1) @ hazard
+    # From here on the grid starts at its second point: every density is ~e^-30 of
+    # its peak at the first. F is floored at _FLOOR of its total: a floored factor
+    # makes its product negligible anyway, and keeps the reverse hazard f/F finite.
+    np.maximum(cdf, cdf[-1] * _FLOOR, out=cdf)
+    hazard = np.divide(f[1:], cdf, out=f[1:])  # f_i / F_i
+    # P_i = ∫ g_i, g_i = f_i Π_{j≠i} F_j = hazard_i Π_j F_j^counts_j, the
+    # product scaled to 1 at the last point (where it is largest)
+    everyone = np.log(cdf, out=cdf) @ counts
+    everyone = np.exp(everyone - everyone[-1])
+    slope = np.multiply(np.subtract(dl[1:], hazard, out=dl[1:]), hazard, out=dl[1:])
+    # trapezoid and end-correction weights per point (the first segment's left end
+    # counts as 0); g_i' = hazard_i (d_i - hazard_i + Σ_j counts_j hazard_j) Π
+    trapezoid = (widths[0, 1:] + widths[0, :-1]) * everyone @ hazard
+    ends = (widths[1, 1:] - widths[1, :-1]) * everyone
+    correction = ends @ slope + (ends * (hazard @ counts)) @ hazard
     # The end correction refines a resolved integral by a little; on a grid
     # too coarse for some posterior (a tight budget) it can be wild, so it is
     # capped at half the trapezoid value, which it never nears otherwise.
     cap = 0.5 * trapezoid
-    correction = np.minimum(np.maximum((everyone * w2) @ slope, -cap), cap)
-    shares[rel] = trapezoid + correction
+    shares[rel] = trapezoid + np.minimum(np.maximum(correction, -cap), cap)
     return shares
 
 
 def _beta_family(abp: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Log-density of logit(X), X ~ Beta(a, b): a log x + b log(1 - x) - peak.
 
-    ``abp`` is (3, n): a, b and the log-density's maximum (so that the
-    largest value is 0 and exp cannot underflow everywhere).
+    ``abp`` is (3, n): a, b and the log-density's maximum (so that exp
+    cannot underflow everywhere).
     """
     logs = np.empty((3, len(y)))
     np.logaddexp(0.0, -y, out=logs[0])
@@ -238,6 +232,7 @@ def _beta_family(abp: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray
 
 
 def _normal_family(ms: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Log-density of Normal(mean, sd), ``ms`` rows mean and sd, and its derivative."""
     inv = 1.0 / ms[1]
     z = (x[:, None] - ms[0]) * inv
     return z * z * -0.5, z * -inv
@@ -270,11 +265,14 @@ def best_beta(alpha: FloatArray, beta: FloatArray, /, *, grid: int = 256) -> Flo
         return np.full(len(alpha), 1.0 / len(alpha))
     inv = 1.0 / ab
     sd = np.sqrt(inv[0] + inv[1])  # Laplace approximation on the logit scale
+    # the mode: x = a / (a + b), y = log(a / b); a log x + b log(1 - x) is then the peak
+    logs = np.log(ab / (ab[0] + ab[1]))
+    centre = logs[0] - logs[1]
+    logs *= ab
     abp = np.empty((3, len(counts)))
     abp[:2] = ab
-    # the mode is at x = a / (a + b); there a log x + b log(1 - x) is:
-    abp[2] = (ab * np.log(ab / (ab[0] + ab[1]))).sum(axis=0)
-    shares = _integrate(abp, np.log(ab[0] * inv[1]), sd, inv, counts, _beta_family, grid)
+    np.add(logs[0], logs[1], out=abp[2])
+    shares = _integrate(abp, centre, sd, inv, counts, _beta_family, grid)
     return _spread(shares, counts, inverse)
 
 

@@ -130,19 +130,22 @@ class ThompsonSampling(Stationary):
     def allocate(self, stats: Statistics, live: BoolArray, rng: np.random.Generator) -> FloatArray:
         """P(each live arm's posterior draw is the largest); 0 elsewhere."""
         idx = live.nonzero()[0]
-        pulls = stats.pulls[idx]
+        every = len(idx) == len(live)  # the common case: no copies in or out
+        pulls = stats.pulls if every else stats.pulls[idx]
+        sums = stats.reward_sum if every else stats.reward_sum[idx]
         if self.likelihood == "bernoulli":
-            wins = np.minimum(np.maximum(stats.reward_sum[idx], 0.0), pulls)
+            wins = np.minimum(np.maximum(sums, 0.0), pulls)
             weight = 1.0 / self.exploration
             first = self.prior_alpha + weight * wins
             second = self.prior_beta + weight * (pulls - wins)
             exact, sampled = best_beta, sampled_best_beta
         else:
-            first, sd = normal_posterior(pulls, stats.reward_sum[idx], stats.reward_sq_sum[idx])
+            squares = stats.reward_sq_sum if every else stats.reward_sq_sum[idx]
+            first, sd = normal_posterior(pulls, sums, squares)
             second = sd * np.sqrt(self.exploration)
             exact, sampled = best_normal, sampled_best_normal
         if self.method == "monte-carlo":
             shares = sampled(first, second, draws=self.draws, rng=rng)
         else:
             shares = exact(first, second, grid=self.grid)
-        return scatter(stats.n_arms, idx, shares)
+        return shares if every else scatter(stats.n_arms, idx, shares)

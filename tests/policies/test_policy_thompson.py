@@ -230,3 +230,18 @@ def test_exploration_widens_gaussian_posteriors(rng):
     narrow = ThompsonSampling("gaussian", exploration=0.25).allocate(stats, live, rng)
     wide = ThompsonSampling("gaussian", exploration=4.0).allocate(stats, live, rng)
     assert narrow[0] > wide[0] > 0.5
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_live_subset_is_the_subset_alone_with_zeros_elsewhere(likelihood, rng):
+    # all arms live skips the gather and scatter; a subset must give the same numbers
+    pulls = np.array([40.0, 50.0, 45.0, 30.0, 60.0])
+    sums = np.array([10.0, 16.0, 14.0, 9.0, 21.0])
+    stats = make_stats(pulls, sums, reward_sq_sum=sums * 1.5)
+    policy = ThompsonSampling(likelihood)
+    live = np.array([True, False, True, True, False])
+    subset = policy.allocate(stats.take([0, 2, 3]), np.ones(3, dtype=bool), rng)
+    p = policy.allocate(stats, live, rng)
+    assert p[~live].tolist() == [0.0, 0.0]
+    assert p[live].tolist() == subset.tolist()
+    assert abs(policy.allocate(stats, np.ones(5, dtype=bool), rng).sum() - 1.0) < 1e-12
