@@ -84,7 +84,8 @@ class Engine:
         experiments: the experiments to run (unique names).
         secret_keys: cookie keys, newest first: the first encrypts, all
             decrypt (see ``mabware.cookies``). ``mabware keygen`` makes one.
-        store: a store URL (``memory:``) or a ``Store``.
+        store: a store URL (``memory:``, ``file:PATH``) or a ``Store``.
+        sync_interval: seconds between two syncs with a shared store.
         cookie_name: the cookie's name.
         max_age: cookie lifetime in seconds (at most 400 days).
         rewards: declarative reward routes, ``{"/checkout/done":
@@ -114,6 +115,7 @@ class Engine:
         *,
         secret_keys: Sequence[str | bytes],
         store: str | Store = "memory:",
+        sync_interval: float = 1.0,
         cookie_name: str = "mabware",
         max_age: int | None = None,
         rewards: Mapping[str, Mapping[str, float]] | None = None,
@@ -135,7 +137,7 @@ class Engine:
         codec_options: dict[str, Any] = {} if max_age is None else {"max_age": max_age}
         self.codec = CookieCodec(secret_keys, name=cookie_name, clock=clock, **codec_options)
         self._cookie_prefix = cookie_name + "="
-        self.store = open_store(store, experiments)
+        self.store = open_store(store, experiments, sync_interval=sync_interval)
         self.reward_routes = _check_routes(rewards or {}, self.experiments)
         self._bot = re.compile(bot_pattern, re.IGNORECASE).search if bot_pattern else None
         self._bot_cache: dict[str, bool] = {}

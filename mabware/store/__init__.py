@@ -8,9 +8,10 @@ writes pulls, rewards and responses; it never waits on a backend.
 ``open_store(url, experiments)`` picks the backend from a URL:
 
 * ``memory:`` one process, nothing shared (tests, single-worker apps).
+* ``file:PATH`` many processes on one host (``mabware.store.file``): the
+  embedded default.
 
-The file, HTTP and Redis backends arrive with the sync layer and plug in
-behind the same class.
+Shared backends sync through ``mabware.store.shared.SharedStore``.
 """
 
 from __future__ import annotations
@@ -19,16 +20,28 @@ from collections.abc import Callable, Sequence
 
 from mabware.exceptions import ConfigError
 from mabware.experiment import Experiment
+from mabware.store.file import FileBackend
 from mabware.store.local import Store
+from mabware.store.shared import SharedStore
 
-__all__ = ["Store", "open_store"]
+__all__ = ["SharedStore", "Store", "open_store"]
 
-_SCHEMES: dict[str, Callable[[str, Sequence[Experiment]], Store]] = {
-    "memory": lambda _rest, experiments: Store(experiments),
+
+def _file(rest: str, experiments: Sequence[Experiment], sync_interval: float) -> Store:
+    if not rest:
+        raise ConfigError("file: store needs a path, e.g. 'file:./mabware.state'")
+    return SharedStore(experiments, FileBackend(rest), scheme="file", sync_interval=sync_interval)
+
+
+_SCHEMES: dict[str, Callable[[str, Sequence[Experiment], float], Store]] = {
+    "memory": lambda _rest, experiments, _interval: Store(experiments),
+    "file": _file,
 }
 
 
-def open_store(url: str | Store, experiments: Sequence[Experiment]) -> Store:
+def open_store(
+    url: str | Store, experiments: Sequence[Experiment], *, sync_interval: float = 1.0
+) -> Store:
     """The store a URL names; ConfigError for an unknown or malformed URL."""
     if isinstance(url, Store):
         return url
@@ -45,4 +58,6 @@ def open_store(url: str | Store, experiments: Sequence[Experiment]) -> Store:
             + ", ".join(f"'{s}:'" for s in sorted(_SCHEMES)),
             payload=url,
         )
-    return factory(rest, experiments)
+    if not (isinstance(sync_interval, int | float) and sync_interval > 0):
+        raise ConfigError(f"sync_interval must be a number of seconds > 0, got {sync_interval!r}")
+    return factory(rest, experiments, float(sync_interval))

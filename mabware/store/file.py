@@ -1,0 +1,119 @@
+"""``file:PATH``: the embedded default, many processes on one host.
+
+Every exchange takes an exclusive ``flock`` on a sidecar lock file
+(``PATH.lock``), reads the state, merges the push (``mabware.store.merge``),
+folds replicas silent past the retention, and writes the new state
+atomically: a temporary file in the same directory, ``fsync``, ``rename``
+over ``PATH``, ``fsync`` of the directory. A reader therefore sees the
+whole old state or the whole new one, never a torn file; a process killed
+while holding the lock loses the lock with its file descriptors, so it
+blocks no one. The state carries a checksum (``merge.pack``); a state file
+that fails it is reported, never silently replaced.
+
+Why a sidecar lock: the state file itself is replaced by every rename, so
+a lock on it would guard an inode that no longer has the name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from mabware.store.merge import Replica, SharedState, compact, merge, pack, unpack
+
+#: how long a replica may stay silent before it is folded into the retired totals
+DEFAULT_RETENTION = 3600.0
+_TEMP_SUFFIX = ".tmp-"
+
+
+class FileBackend:
+    """The merged state in one file, guarded by ``flock``.
+
+    Args:
+        path: the state file (created with its directory if missing).
+        retention: seconds of silence after which a replica is retired.
+        clock: wall-clock seconds (compaction); injectable for tests.
+        crash_at: test hook: a function called with the name of each step
+            of the atomic write ("temp_written", "temp_synced", "renamed",
+            "dir_synced"); the crash tests make it kill the process.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        retention: float = DEFAULT_RETENTION,
+        clock: Callable[[], float] = time.time,
+        crash_at: Callable[[str], None] | None = None,
+    ) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.retention = retention
+        self._clock = clock
+        self._crash_at = crash_at or (lambda step: None)
+        with self._locked():
+            self._clean_temp_files()
+
+    def __repr__(self) -> str:
+        return f"FileBackend({str(self.path)!r})"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def _clean_temp_files(self) -> None:
+        """Remove temporary files left by writers that died mid-write (lock held)."""
+        for stale in self.path.parent.glob(self.path.name + _TEMP_SUFFIX + "*"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+
+    def _load(self) -> SharedState:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return SharedState()
+        return unpack(data)
+
+    def _write(self, state: SharedState) -> None:
+        temp = self.path.with_name(f"{self.path.name}{_TEMP_SUFFIX}{os.getpid()}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, pack(state))
+            self._crash_at("temp_written")
+            os.fsync(fd)
+            self._crash_at("temp_synced")
+        finally:
+            os.close(fd)
+        os.replace(temp, self.path)
+        self._crash_at("renamed")
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        self._crash_at("dir_synced")
+
+    def exchange(self, replica_id: str, push: Replica) -> SharedState:
+        """Merge ``push`` into the file under the lock; the merged state."""
+        with self._locked():
+            state = merge(self._load(), replica_id, push)
+            state = compact(state, self._clock(), self.retention)
+            self._write(state)
+            return state
+
+    def read(self) -> SharedState:
+        """The state as it is on disk (a whole one, thanks to the rename)."""
+        return self._load()
+
+    def close(self) -> None:
+        """Nothing to release: every exchange opens and closes its own files."""
