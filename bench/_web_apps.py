@@ -5,11 +5,15 @@
   experiments (the handler reads all three arms).
 * ``sessions``: the same app inside Starlette's ``SessionMiddleware`` (the
   handler reads the session), the anchor the issue names.
+* ``passthrough``: the same app inside a pure ASGI middleware that does
+  nothing but wrap ``send`` (what any such middleware costs at least).
 
 Settings come from the environment so uvicorn can import them by name.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware.sessions import SessionMiddleware
@@ -38,7 +42,25 @@ async def session_page(request: Request) -> PlainTextResponse:
     return PlainTextResponse(f"hello {request.session['visits']}")
 
 
+class Passthrough:
+    """A pure ASGI middleware that only wraps ``send``, as every cookie middleware must."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def wrapped(message: Any) -> None:
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+
 plain = Starlette(routes=[Route("/", page)])
+passthrough = Passthrough(Starlette(routes=[Route("/", page)]))
 mabware = MabwareMiddleware(
     Starlette(routes=[Route("/", page)]), experiments=EXPERIMENTS, secret_keys=list(TEST_KEYS)
 )

@@ -8,6 +8,8 @@ Serving: uvicorn (uvloop, httptools, one worker, access log off) on
 connections on the other core. Cases (``bench/_web_apps.py``):
 
 * plain Starlette;
+* + a pure ASGI middleware that only wraps ``send`` (the floor for any
+  middleware that sets a cookie);
 * + mabware, returning visitor: every request carries a valid cookie, so
   the middleware decodes (from its cache), keeps three arms, and writes no
   Set-Cookie;
@@ -53,6 +55,7 @@ from mabware.testing import make_engine  # noqa: E402
 
 CASES = {  # name -> (app, send the cookie the first response set)
     "plain Starlette": ("plain", False),
+    "+ a pass-through ASGI middleware (floor)": ("passthrough", False),
     "+ mabware, returning visitor": ("mabware", True),
     "+ mabware, new visitor": ("mabware", False),
     "+ SessionMiddleware (anchor)": ("sessions", True),
