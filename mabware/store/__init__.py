@@ -10,6 +10,10 @@ writes pulls, rewards and responses; it never waits on a backend.
 * ``memory:`` one process, nothing shared (tests, single-worker apps).
 * ``file:PATH`` many processes on one host (``mabware.store.file``): the
   embedded default.
+* ``http://HOST`` / ``https://HOST`` the standalone server's sync endpoint
+  (``mabware.store.http``; needs the ``server`` extra).
+* ``redis://HOST`` many hosts on an existing Redis (``mabware.store.redis``;
+  needs the ``redis`` extra).
 
 Shared backends sync through ``mabware.store.shared.SharedStore``.
 """
@@ -27,15 +31,43 @@ from mabware.store.shared import SharedStore
 __all__ = ["SharedStore", "Store", "open_store"]
 
 
-def _file(rest: str, experiments: Sequence[Experiment], sync_interval: float) -> Store:
+Factory = Callable[[str, str, Sequence[Experiment], float], Store]
+
+
+def _file(url: str, rest: str, experiments: Sequence[Experiment], interval: float) -> Store:
     if not rest:
         raise ConfigError("file: store needs a path, e.g. 'file:./mabware.state'")
-    return SharedStore(experiments, FileBackend(rest), scheme="file", sync_interval=sync_interval)
+    return SharedStore(experiments, FileBackend(rest), scheme="file", sync_interval=interval)
 
 
-_SCHEMES: dict[str, Callable[[str, Sequence[Experiment], float], Store]] = {
-    "memory": lambda _rest, experiments, _interval: Store(experiments),
+def _http(url: str, rest: str, experiments: Sequence[Experiment], interval: float) -> Store:
+    try:  # httpx is an extra: import it only for the stores that need it
+        from mabware.store.http import HttpBackend
+    except ImportError as exc:
+        raise ConfigError(
+            f"{url!r} needs httpx: pip install 'mabware[server]'", original_error=exc
+        ) from exc
+    scheme = url.partition(":")[0].lower()
+    return SharedStore(experiments, HttpBackend(url), scheme=scheme, sync_interval=interval)
+
+
+def _redis(url: str, rest: str, experiments: Sequence[Experiment], interval: float) -> Store:
+    try:
+        from mabware.store.redis import RedisBackend
+    except ImportError as exc:
+        raise ConfigError(
+            f"{url!r} needs redis-py: pip install 'mabware[redis]'", original_error=exc
+        ) from exc
+    return SharedStore(experiments, RedisBackend(url), scheme="redis", sync_interval=interval)
+
+
+_SCHEMES: dict[str, Factory] = {
+    "memory": lambda _url, _rest, experiments, _interval: Store(experiments),
     "file": _file,
+    "http": _http,
+    "https": _http,
+    "redis": _redis,
+    "rediss": _redis,
 }
 
 
@@ -60,4 +92,4 @@ def open_store(
         )
     if not (isinstance(sync_interval, int | float) and sync_interval > 0):
         raise ConfigError(f"sync_interval must be a number of seconds > 0, got {sync_interval!r}")
-    return factory(rest, experiments, float(sync_interval))
+    return factory(url, rest, experiments, float(sync_interval))
