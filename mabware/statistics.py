@@ -266,6 +266,26 @@ class Counters:
         if row is not None:
             self._ring[1, row, arm] += value
 
+    def add_sums(
+        self,
+        arm: int,
+        bucket: int | None,
+        pulls: float,
+        reward_sum: float,
+        reward_sq_sum: float,
+        ipw_gain_sum: float,
+    ) -> None:
+        """Add sums tallied elsewhere (the store's plain-Python request path)."""
+        s = self._stats
+        s.pulls[arm] += pulls
+        s.reward_sum[arm] += reward_sum
+        s.reward_sq_sum[arm] += reward_sq_sum
+        s.ipw_gain_sum[arm] += ipw_gain_sum
+        row = self._bucket_row(bucket)
+        if row is not None:
+            self._ring[0, row, arm] += pulls
+            self._ring[1, row, arm] += reward_sum
+
     def add_response(self, arm: int, *, error: bool, latency: float) -> None:
         """Count one response served under ``arm`` (for the arm SLOs)."""
         bucket = min(bisect_left(LATENCY_BOUNDS, latency), len(LATENCY_BOUNDS) - 1)

@@ -11,6 +11,7 @@ extend it with a push of these totals and a pull of everyone else's.
 
 from __future__ import annotations
 
+import math
 import threading
 from bisect import bisect_left
 from collections.abc import Sequence
@@ -42,24 +43,42 @@ class Store:
         self._responses: dict[tuple[tuple[tuple[str, int], ...], bool, int], int] = {}
         #: experiments whose allocation depends on responses (an arm SLO)
         self._slo = frozenset(e.name for e in experiments if e.guardrails.slo is not None)
+        # Pulls and rewards likewise: (experiment, arm, time bucket) ->
+        # [pulls, reward sum, sum of squares, importance-weighted gain sum].
+        self._sums: dict[tuple[str, int, int], list[float]] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.scheme}: {len(self._counters)} experiments>"
 
     def add_pull(self, experiment: str, arm: int, now: float) -> None:
         """Count one assignment of ``arm``."""
-        bucket = self._experiments[experiment].bucket_at(now)
+        key = (experiment, arm, self._experiments[experiment].bucket_at(now))
         with self._lock:
-            self._counters[experiment].add_pull(arm, bucket)
+            sums = self._sums.get(key)
+            if sums is None:
+                self._sums[key] = [1.0, 0.0, 0.0, 0.0]
+            else:
+                sums[0] += 1.0
             self.changes[experiment] += 1
 
     def add_reward(
         self, experiment: str, arm: int, value: float, propensity: float | None, now: float
     ) -> None:
         """Add one reward that the caller has already validated."""
-        bucket = self._experiments[experiment].bucket_at(now)
+        exp = self._experiments[experiment]
+        low, high = exp.reward_range
+        gain = 0.0  # EXP3's gain: the reward rescaled to [0, 1], over its propensity
+        if propensity and math.isfinite(low) and math.isfinite(high):
+            gain = (value - low) / (high - low) / propensity
+        key = (experiment, arm, exp.bucket_at(now))
         with self._lock:
-            self._counters[experiment].add_reward(arm, value, propensity, bucket)
+            sums = self._sums.get(key)
+            if sums is None:
+                self._sums[key] = [0.0, value, value * value, gain]
+            else:
+                sums[1] += value
+                sums[2] += value * value
+                sums[3] += gain
             self.changes[experiment] += 1
 
     def add_responses(
@@ -73,8 +92,11 @@ class Store:
                 if experiment in self._slo:
                     self.changes[experiment] += 1
 
-    def _fold_responses(self) -> None:
-        """Move the tallied responses into the counters (the lock is held)."""
+    def _fold(self) -> None:
+        """Move the plain-Python tallies into the numpy counters (the lock is held)."""
+        sums, self._sums = self._sums, {}
+        for (experiment, arm, bucket), (pulls, total, squares, gains) in sums.items():
+            self._counters[experiment].add_sums(arm, bucket, pulls, total, squares, gains)
         tallies, self._responses = self._responses, {}
         for (served, error, bucket), count in tallies.items():
             for experiment, arm in served:
@@ -86,8 +108,8 @@ class Store:
         """Everything known about ``experiment``, with its time buckets advanced to ``now``."""
         bucket = self._experiments[experiment].bucket_at(now)
         with self._lock:
-            if self._responses:
-                self._fold_responses()
+            if self._sums or self._responses:
+                self._fold()
             return self._counters[experiment].snapshot(bucket)
 
     def state_age(self, now: float) -> float | None:

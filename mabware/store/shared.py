@@ -229,6 +229,7 @@ class SharedStore(Store):
         self._new_replica()
         self._counters = {name: exp.counters() for name, exp in self._experiments.items()}
         self._responses = {}
+        self._sums = {}
         if running:
             self.start()
 
