@@ -9,6 +9,9 @@ the option named, no traceback).
 ``mabware simulate`` plays a policy against Bernoulli arms through the real
 decision path (``mabware.simulate.run``) for several seeds and reports the
 regret distribution. ``mabware keygen`` prints fresh cookie keys.
+``mabware serve`` runs the standalone server (``mabware.server``) under
+uvicorn (the ``server`` extra). ``mabware report`` prints what a shared
+store holds (``mabware.store.report``).
 """
 
 from __future__ import annotations
@@ -246,6 +249,135 @@ def keygen(count: int) -> None:
     """
     for _ in range(count):
         click.echo(secrets.token_urlsafe(32))
+
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--store",
+    "store_url",
+    default="file:./mabware.state",
+    show_default=True,
+    metavar="URL",
+    help="Where the merged state lives: file:PATH or memory:.",
+)
+@click.option(
+    "--token",
+    envvar="MABWARE_TOKEN",
+    show_envvar=True,
+    metavar="TOKEN",
+    help="Bearer token every request must carry (prefer the environment variable: "
+    "a command line is visible to other users).",
+)
+@click.option(
+    "--retention",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    help="Seconds of silence after which a replica is retired.",
+)
+def serve(host: str, port: int, store_url: str, token: str | None, retention: float) -> None:
+    """Run the standalone server: POST /sync and GET /snapshot (needs mabware[server])."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise click.ClickException(
+            "mabware serve needs uvicorn: pip install 'mabware[server]'"
+        ) from None
+    from mabware.exceptions import ConfigError
+    from mabware.server import create_app
+
+    try:
+        app = create_app(store_url, token=token, retention=retention)
+    except ConfigError as exc:
+        raise click.UsageError(exc.message) from None
+    except OSError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--store'") from None
+    if not token and host not in _LOOPBACK:
+        click.echo(f"warning: serving on {host} without a token; set MABWARE_TOKEN", err=True)
+    uvicorn.run(app, host=host, port=port)
+
+
+@main.command()
+@click.option(
+    "--store",
+    "store_url",
+    required=True,
+    metavar="URL",
+    help="The shared store to read: file:PATH, http(s)://HOST or redis://HOST.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead.")
+def report(store_url: str, as_json: bool) -> None:
+    """Print the global statistics a shared store holds, per experiment and arm.
+
+    Reads the merged state straight from the backend (no app, no
+    experiment configuration needed): pulls and rewards summed over every
+    replica, live and retired, for each experiment's newest version.
+    """
+    from mabware.exceptions import ConfigError
+    from mabware.store.merge import StateError
+    from mabware.store.report import open_backend, summary
+
+    scheme, _, rest = store_url.partition(":")
+    if scheme.lower() == "file" and rest and not Path(rest).expanduser().exists():
+        # opening a FileBackend would create the file's directory and lock file
+        raise click.BadParameter(f"no state file at {rest}", param_hint="'--store'")
+    try:
+        backend = open_backend(store_url)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.message, param_hint="'--store'") from None
+    try:
+        state = backend.read()
+    except StateError as exc:
+        raise click.ClickException(f"the state in {store_url} is unreadable: {exc}") from None
+    except Exception as exc:  # a backend that cannot be reached: no traceback, say why
+        raise click.ClickException(
+            f"could not read {store_url}: {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        backend.close()
+    doc = summary(state, time.time())
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    replicas = doc["replicas"]
+    ago = replicas["last_push_seconds_ago"]
+    table = Table(
+        title=f"mabware store {_without_password(store_url)}",
+        caption=f"{replicas['live']} live replicas, {replicas['retired']} retired; "
+        + ("no push yet" if ago is None else f"last push {ago:.1f} s ago"),
+    )
+    table.add_column("experiment")
+    table.add_column("arm")
+    for column in ("pulls", "reward_sum", "mean"):
+        table.add_column(column, justify="right")
+    for name, experiment in doc["experiments"].items():
+        for arm, stats in experiment["arms"].items():
+            table.add_row(
+                f"{name} (v{experiment['version']})",
+                arm,
+                _count(stats["pulls"]),
+                _count(stats["reward_sum"]),
+                _fmt(stats["mean_reward"], 4),
+            )
+    Console().print(table)
+
+
+def _count(value: float) -> str:
+    """A counter as a whole number when it is one (pulls), else with 4 decimals."""
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.4f}"
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any ``:TOKEN@`` credentials blanked (tables get pasted)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
 if __name__ == "__main__":  # pragma: no cover

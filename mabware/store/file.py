@@ -67,9 +67,15 @@ class FileBackend:
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            try:
+                yield
+            finally:
+                # Unlock before closing: a child forked meanwhile shares this
+                # open file description, and closing only our descriptor
+                # would leave the lock held for as long as the child lives.
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            os.close(fd)  # closing the descriptor releases the lock
+            os.close(fd)
 
     def _clean_temp_files(self) -> None:
         """Remove temporary files left by writers that died mid-write (lock held)."""
@@ -88,7 +94,9 @@ class FileBackend:
         temp = self.path.with_name(f"{self.path.name}{_TEMP_SUFFIX}{os.getpid()}")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(fd, pack(state))
+            data = memoryview(pack(state))
+            while data:  # a short write (disk full, file size limit) must not pass as whole
+                data = data[os.write(fd, data) :]
             self._crash_at("temp_written")
             os.fsync(fd)
             self._crash_at("temp_synced")

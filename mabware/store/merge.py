@@ -80,6 +80,8 @@ class Tally:
     def from_wire(cls, wire: Any) -> Tally:
         """Validate and build; StateError names what is wrong."""
         try:
+            if not isinstance(wire["arms"], list | tuple):  # tuple("ab") would be two arms
+                raise StateError("arms must be a list of names")
             arms = tuple(wire["arms"])
             if not all(isinstance(a, str) for a in arms) or len(set(arms)) != len(arms):
                 raise StateError("arms must be unique strings")
@@ -314,8 +316,10 @@ def unpack(data: bytes) -> SharedState:
         doc = msgpack.unpackb(body, raw=False, strict_map_key=False)
         replicas = dict(replica_from_wire(w) for w in doc["replicas"])
         tombstones = {str(k): float(v) for k, v in doc["tombstones"].items()}
+        if not all(math.isfinite(at) for at in tombstones.values()):
+            raise StateError("tombstone times must be finite")
         return SharedState(replicas, _tallies_from_wire(doc["retired"]), tombstones)
-    except (KeyError, TypeError, ValueError, msgpack.UnpackException) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError, msgpack.UnpackException) as exc:
         if isinstance(exc, StateError):
             raise
         raise StateError(f"malformed state: {exc!r}") from exc

@@ -142,51 +142,71 @@ class SharedStore(Store):
     def sync(self) -> bool:
         """Push our totals and pull the merged state once; True on success."""
         with self._sync_lock:
-            now = self._clock()
-            tallies = self._tallies(now)
-            self.seq += 1
-            push = Replica(self.seq, now, tallies)
             try:
-                state = self.backend.exchange(self.replica_id, push)
+                return self._sync()
             except RetiredReplicaError:
-                self._rebase(tallies)
-                return False
-            except Exception as exc:
-                self.backend_up = False
-                self._log(type(exc).__name__, f"{self.scheme} store unreachable: {exc}")
-                return False
-            self._acked = tallies
-            self._others = {
-                name: combined(
-                    state,
-                    (name, exp.version),
-                    exp.arm_names,
-                    exp.policy.buckets_needed,
-                    exclude=self.replica_id,
-                )
-                for name, exp in self._experiments.items()
-            }
-            for name in self.changes:
-                self.changes[name] += 1
-            self.backend_up = True
-            self.last_sync = now
-            return True
+                # Push again at once as the new replica: otherwise the counts
+                # since the last acknowledged push would wait out a back-off,
+                # and be lost if this was close()'s last push.
+                self._rebase()
+                return self._sync()
 
-    def _rebase(self, tallies: dict[Key, Tally]) -> None:
+    def _sync(self) -> bool:
+        """One exchange (the sync lock is held); RetiredReplicaError passes through."""
+        now = self._clock()
+        tallies = self._tallies(now)
+        self.seq += 1
+        push = Replica(self.seq, now, tallies)
+        try:
+            state = self.backend.exchange(self.replica_id, push)
+        except RetiredReplicaError:
+            raise  # sync() rebases
+        except Exception as exc:
+            self.backend_up = False
+            self._log(type(exc).__name__, f"{self.scheme} store unreachable: {exc}")
+            return False
+        self._acked = tallies
+        self._others = {
+            name: combined(
+                state,
+                (name, exp.version),
+                exp.arm_names,
+                exp.policy.buckets_needed,
+                exclude=self.replica_id,
+            )
+            for name, exp in self._experiments.items()
+        }
+        for name in self.changes:
+            self.changes[name] += 1
+        self.backend_up = True
+        self.last_sync = now
+        return True
+
+    def _rebase(self) -> None:
         """We were retired (silent past the retention): carry on as a new replica.
 
         The retired totals hold what we last pushed and had acknowledged;
         the new replica starts from the counts since then, so nothing is
-        counted twice and nothing is lost.
+        counted twice and nothing is lost. Until the next pull, those
+        acknowledged totals count among the others' (where the retired
+        tally now has them), so ``statistics()`` stays whole meanwhile.
         """
         self._log("retired", f"replica {self.replica_id} was retired; continuing as a new one")
         acked = self._acked
         self._new_replica()
+        others = dict(self._others)
         with self._lock:
             for name, exp in self._experiments.items():
                 pushed = acked.get((name, exp.version))
                 if pushed is not None:
                     self._counters[name].subtract(pushed.stats)
+                    last = others.get(name)
+                    others[name] = (
+                        pushed.stats
+                        if last is None
+                        else add(Tally(exp.arm_names, last), pushed).stats
+                    )
+            self._others = others
 
     def _run(self) -> None:
         delay = 0.0  # the first exchange at once: it brings the other replicas' learning
@@ -226,6 +246,7 @@ class SharedStore(Store):
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
+        self._log = OncePerInterval(logger)  # its lock too may have been held at the fork
         self._new_replica()
         self._counters = {name: exp.counters() for name, exp in self._experiments.items()}
         self._responses = {}

@@ -1,0 +1,195 @@
+"""``POST /sync`` and ``GET /snapshot``: how replicas on many hosts learn together.
+
+A replica (``mabware.store.http.HttpBackend``) posts its push
+(``merge.replica_to_wire`` as msgpack) and gets back the merged state of
+all replicas (``merge.pack``). The server merges with the same code as the
+file and Redis backends, so a duplicated, reordered or replayed push
+changes nothing, and a rejected request changes nothing either.
+
+The server stamps a push's ``seen`` with its own clock: retention is then
+measured by one clock, and a replica whose host clock runs late is not
+retired on arrival.
+
+Status codes, each with an RFC 9457 problem body:
+
+* 401 no or wrong bearer token (``WWW-Authenticate: Bearer``);
+* 409 the replica was retired (type ``RETIRED_REPLICA``): restart under a new id;
+* 413 a body over ``max_body`` bytes;
+* 415 a body that is not ``application/msgpack``;
+* 422 a push that is not msgpack or not a valid push (type ``INVALID_PUSH``);
+  the detail names the field;
+* 503 the server's own state cannot be read or written (``STATE_UNAVAILABLE``).
+
+The file backend blocks (``flock``, ``fsync``), so merges run in the thread
+pool and the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+import msgpack
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from mabware._ratelimit import OncePerInterval
+from mabware.server._auth import check_bearer
+from mabware.server._problems import (
+    INVALID_PUSH,
+    RETIRED_REPLICA,
+    STATE_UNAVAILABLE,
+    ProblemError,
+)
+from mabware.store.merge import Replica, RetiredReplicaError, StateError, pack, replica_from_wire
+from mabware.store.shared import Backend
+
+__all__ = ["MAX_BODY", "MEDIA_TYPE", "SyncEndpoints"]
+
+MEDIA_TYPE = "application/msgpack"
+#: the largest push accepted, in bytes (a push is a few KiB per experiment)
+MAX_BODY = 8 * 1024 * 1024
+
+logger = logging.getLogger("mabware.server")
+
+
+class SyncEndpoints:
+    """The sync endpoints over one backend; ``routes`` mounts them.
+
+    Args:
+        backend: where the merged state lives (``mabware.server._state``).
+        token: the bearer token every request must carry; None: no check.
+        max_body: the largest push accepted, in bytes.
+        clock: wall-clock seconds, stamped on every push as ``seen``.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        token: str | None = None,
+        max_body: int = MAX_BODY,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.backend = backend
+        self._token = token.encode() if token is not None else None
+        self.max_body = max_body
+        self._clock = clock
+        self._log = OncePerInterval(logger)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """``POST /sync`` and ``GET /snapshot`` (HEAD too)."""
+        return [
+            Route("/sync", self.sync, methods=["POST"]),
+            Route("/snapshot", self.snapshot, methods=["GET"]),
+        ]
+
+    async def sync(self, request: Request) -> Response:
+        """Merge the posted push; answer the merged state."""
+        check_bearer(request, self._token)
+        media_type = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        if media_type != MEDIA_TYPE:
+            raise ProblemError(
+                415,
+                f"a push is {MEDIA_TYPE}, got " + (repr(media_type) if media_type else "none"),
+                headers={"Accept-Post": MEDIA_TYPE},
+            )
+        replica_id, push = _decode(await self._body(request))
+        push = Replica(push.seq, self._clock(), push.tallies)
+        try:
+            data = await run_in_threadpool(self._exchange, replica_id, push)
+        except RetiredReplicaError:
+            raise ProblemError(
+                409,
+                f"replica {replica_id[:64]!r} was retired after a silence longer than the "
+                "retention; restart it under a new id",
+                type=RETIRED_REPLICA,
+                title="Replica retired",
+            ) from None
+        return Response(data, media_type=MEDIA_TYPE, headers={"Cache-Control": "no-store"})
+
+    async def snapshot(self, request: Request) -> Response:
+        """The merged state with a strong ETag; 304 if ``If-None-Match`` has it."""
+        check_bearer(request, self._token)
+        data, etag = await run_in_threadpool(self._read)
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if _etag_matches(request.headers.get("If-None-Match"), etag):
+            return Response(status_code=304, headers=headers)
+        return Response(data, media_type=MEDIA_TYPE, headers=headers)
+
+    async def _body(self, request: Request) -> bytes:
+        """The body, refused with 413 as soon as it is known to exceed ``max_body``."""
+        declared = request.headers.get("Content-Length")
+        too_large = ProblemError(413, f"a push is at most {self.max_body} bytes")
+        if declared is not None:
+            if not declared.isdigit():
+                raise ProblemError(
+                    400, f"Content-Length must be a number of bytes, got {declared!r}"
+                )
+            if int(declared) > self.max_body:
+                raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():  # a chunked body declares no length
+            size += len(chunk)
+            if size > self.max_body:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _exchange(self, replica_id: str, push: Replica) -> bytes:
+        with self._state_guard():
+            return pack(self.backend.exchange(replica_id, push))
+
+    def _read(self) -> tuple[bytes, str]:
+        with self._state_guard():
+            data = pack(self.backend.read())
+        return data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+
+    @contextlib.contextmanager
+    def _state_guard(self) -> Iterator[None]:
+        """A state that cannot be read or written: logged once a minute, a 503."""
+        try:
+            yield
+        except (StateError, OSError) as exc:
+            self._log(type(exc).__name__, f"sync state unavailable: {exc}", logging.ERROR)
+            raise ProblemError(
+                503,
+                "the server cannot read or write its state",
+                type=STATE_UNAVAILABLE,
+                title="State unavailable",
+            ) from exc
+
+
+def _decode(body: bytes) -> tuple[str, Replica]:
+    """The push in ``body``; ProblemError 422 naming what is wrong."""
+    try:
+        wire = msgpack.unpackb(body, raw=False)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise _invalid(f"the body is not msgpack ({reason})") from None
+    if not isinstance(wire, dict):
+        kind = type(wire).__name__
+        raise _invalid(f"a push is a msgpack map, got {kind}")
+    try:
+        return replica_from_wire(wire)
+    except StateError as exc:
+        raise _invalid(f"invalid push: {exc}") from None
+
+
+def _invalid(detail: str) -> ProblemError:
+    return ProblemError(422, detail, type=INVALID_PUSH, title="Invalid push")
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    """RFC 9110 If-None-Match: weak comparison, ``*`` matches any."""
+    if header is None:
+        return False
+    tags = [tag.strip() for tag in header.split(",")]
+    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
