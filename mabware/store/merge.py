@@ -37,6 +37,8 @@ FORMAT = 1
 #: per-arm sums carried by a tally (latency_hist and the buckets besides)
 SUMS = ("pulls", "reward_sum", "reward_sq_sum", "ipw_gain_sum", "responses", "errors")
 _MAGIC = b"MABW"
+#: most time buckets a tally may carry (a week of minutes is 10,080)
+MAX_BUCKETS = 100_000
 
 #: an experiment's statistics are kept per (name, version): a bumped version starts afresh
 Key = tuple[str, int]
@@ -91,8 +93,10 @@ class Tally:
             recent = None
             if wire.get("buckets") is not None:
                 newest, depth, pulls, rewards = wire["buckets"]
-                if type(newest) is not int or type(depth) is not int or depth < 0:
+                if type(newest) is not int or type(depth) is not int:
                     raise StateError("buckets: newest and depth must be ints")
+                if not 0 <= depth <= MAX_BUCKETS:  # a push must not make us allocate at will
+                    raise StateError(f"buckets: depth must be in 0..{MAX_BUCKETS}, got {depth}")
                 recent = Buckets(
                     newest,
                     _padded(_array(pulls, (-1, n), "buckets.pulls"), depth),
@@ -114,7 +118,7 @@ def _array(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     if not isinstance(value, bytes) or len(value) % 8:
         raise StateError(f"{name}: expected float64 bytes")
     arr = np.frombuffer(value, dtype="<f8").astype(np.float64)
-    known = int(np.prod([w for w in shape if w != -1]))
+    known = math.prod(w for w in shape if w != -1)
     if known == 0 or arr.size % known:
         raise StateError(f"{name}: {arr.size} numbers do not fit shape {shape}")
     arr = arr.reshape(tuple(arr.size // known if w == -1 else w for w in shape))

@@ -470,6 +470,7 @@ F8 = np.float64
         (lambda d: _tally_wire(d).update(arms=[1, 2]), "unique"),
         (lambda d: _tally_wire(d).pop("errors"), "malformed"),
         (lambda d: _tally_wire(d).update(buckets=[3, -1, b"", b""]), "buckets"),
+        (lambda d: _tally_wire(d).update(buckets=[3, 10**9, b"", b""]), "depth must be in"),
         (lambda d: _tally_wire(d).update(buckets=[3.0, 1, b"", b""]), "buckets"),
         (lambda d: _tally_wire(d).update(buckets=[3, 1, np.zeros(4, F8).tobytes(), b""]), "rows"),
         (lambda d: _tally_wire(d).update(buckets=[3, 1, b""]), "malformed"),
