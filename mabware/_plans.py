@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -122,3 +123,31 @@ class Plans:
             self.generation += 1
         plan.allocation = allocation
         plan.changes_seen = changes
+
+    def report(self, now: float) -> dict[str, Any]:
+        """What this process knows, as plain data (JSON-able).
+
+        ``{"experiments": {name: {"version", "arms": {arm: {"pulls",
+        "reward_sum", "share"}}, "trips": [...]}}}``; ``share`` is the
+        current allocation (what new visitors are assigned by).
+        """
+        self.refresh(now)
+        experiments: dict[str, Any] = {}
+        for name, plan in self.by_name.items():
+            stats = self._store.statistics(name, now)
+            allocation = plan.allocation
+            experiments[name] = {
+                "version": plan.experiment.version,
+                "arms": {
+                    arm: {
+                        "pulls": float(stats.pulls[i]),
+                        "reward_sum": float(stats.reward_sum[i]),
+                        "share": allocation.probabilities[i],
+                    }
+                    for i, arm in enumerate(plan.experiment.arm_names)
+                },
+                "trips": [
+                    {"reason": t.reason, "arm": t.arm, "detail": t.detail} for t in allocation.trips
+                ],
+            }
+        return {"experiments": experiments}

@@ -24,29 +24,24 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
 import time
 import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from mabware import assign
+from mabware._engine_settings import check_experiments, check_routes
 from mabware._plans import Plan, Plans
 from mabware._ratelimit import OncePerInterval
+from mabware._request_facts import DEFAULT_BOT_PATTERN, BotTest, cookie_value, is_secure
 from mabware.assignments import Assignment, Assignments
 from mabware.cookies import CookieCodec, CookieEntry, CookieState
-from mabware.exceptions import ConfigError, RewardError
+from mabware.exceptions import ConfigError
 from mabware.experiment import Experiment
 from mabware.rewards import RewardGate
 from mabware.store import Store, open_store
 
 logger = logging.getLogger("mabware.engine")
-
-#: User agents of crawlers, link previewers and uptime monitors (case-insensitive).
-DEFAULT_BOT_PATTERN = (
-    r"bot\b|bot/|crawl|spider|slurp|mediapartners|facebookexternalhit|bingpreview|"
-    r"embedly|lighthouse|pingdom|uptimerobot"
-)
 
 # Counted events (engine.events.counts keys; metrics expose them).
 COOKIE_REJECTED = "cookie_rejected"  # suffixed ":<reason>"
@@ -132,15 +127,15 @@ class Engine:
             raise ConfigError(
                 f"experiments must be a list of mabware.Experiment objects, got {experiments!r}"
             )
-        _check_experiments(experiments)
+        check_experiments(experiments)
         self.experiments: Mapping[str, Experiment] = {e.name: e for e in experiments}
         codec_options: dict[str, Any] = {} if max_age is None else {"max_age": max_age}
         self.codec = CookieCodec(secret_keys, name=cookie_name, clock=clock, **codec_options)
         self._cookie_prefix = cookie_name + "="
         self.store = open_store(store, experiments, sync_interval=sync_interval)
-        self.reward_routes = _check_routes(rewards or {}, self.experiments)
-        self._bot = re.compile(bot_pattern, re.IGNORECASE).search if bot_pattern else None
-        self._bot_cache: dict[str, bool] = {}
+        self.reward_routes = check_routes(rewards or {}, self.experiments)
+        #: True for the user agents ``bot_pattern`` matches
+        self.is_bot = BotTest(bot_pattern)
         self.trusted_proxies = frozenset(trusted_proxies)
         self.rewards = RewardGate(self.experiments, strict=strict)
         self._cache: dict[str, _Known] = {}
@@ -175,23 +170,7 @@ class Engine:
         ``X-Forwarded-Proto`` counts only from a configured trusted proxy;
         anyone else could send it.
         """
-        if scheme in ("https", "wss"):
-            return True
-        if forwarded_proto and client in self.trusted_proxies:
-            return forwarded_proto.split(",")[0].strip().lower() == "https"
-        return False
-
-    def is_bot(self, user_agent: str) -> bool:
-        """True when ``bot_pattern`` matches the user agent."""
-        if self._bot is None or not user_agent:
-            return False
-        known = self._bot_cache.get(user_agent)
-        if known is None:
-            known = self._bot(user_agent) is not None
-            if len(self._bot_cache) >= 1024:
-                self._bot_cache.clear()
-            self._bot_cache[user_agent] = known
-        return known
+        return is_secure(scheme, client, forwarded_proto, self.trusted_proxies)
 
     # -- the request path ----------------------------------------------------
 
@@ -238,7 +217,7 @@ class Engine:
             return self._uncounted(secure, path)
         plans = self.plans
         plans.refresh(now)
-        token = _cookie_value(cookie_header, self._cookie_prefix)
+        token = cookie_value(cookie_header, self._cookie_prefix)
         if token is not None:
             known = self._cache.get(token)
             if (
@@ -404,33 +383,8 @@ class Engine:
     # -- reading ----------------------------------------------------------------
 
     def report(self) -> dict[str, Any]:
-        """What this process knows, as plain data (JSON-able).
-
-        ``{"experiments": {name: {"version", "arms": {arm: {"pulls",
-        "reward_sum", "share"}}, "trips": [...]}}}``; ``share`` is the
-        current allocation (what new visitors are assigned by).
-        """
-        now = self._clock()
-        self.plans.refresh(now)
-        experiments: dict[str, Any] = {}
-        for name, plan in self._plans.items():
-            stats = self.store.statistics(name, now)
-            allocation = plan.allocation
-            experiments[name] = {
-                "version": plan.experiment.version,
-                "arms": {
-                    arm: {
-                        "pulls": float(stats.pulls[i]),
-                        "reward_sum": float(stats.reward_sum[i]),
-                        "share": allocation.probabilities[i],
-                    }
-                    for i, arm in enumerate(plan.experiment.arm_names)
-                },
-                "trips": [
-                    {"reason": t.reason, "arm": t.arm, "detail": t.detail} for t in allocation.trips
-                ],
-            }
-        return {"experiments": experiments}
+        """What this process knows, as plain data (JSON-able); see ``Plans.report``."""
+        return self.plans.report(self._clock())
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -441,57 +395,6 @@ class Engine:
     def close(self) -> None:
         """Stop background work and flush the store."""
         self.store.close()
-
-
-def _check_experiments(experiments: Sequence[Experiment]) -> None:
-    names: set[str] = set()
-    for exp in experiments:
-        if not isinstance(exp, Experiment):
-            raise ConfigError(f"experiments must be mabware.Experiment objects, got {exp!r}")
-        if exp.name in names:
-            raise ConfigError(f"two experiments are named {exp.name!r}; names must be unique")
-        names.add(exp.name)
-    if not names:
-        raise ConfigError("experiments is empty: give at least one mabware.Experiment")
-
-
-def _check_routes(
-    routes: Mapping[str, Mapping[str, float]], experiments: Mapping[str, Experiment]
-) -> dict[str, tuple[tuple[str, float], ...]]:
-    """Validate reward routes at start-up: known experiments, values in range."""
-    checked: dict[str, tuple[tuple[str, float], ...]] = {}
-    for path, targets in routes.items():
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ConfigError(f"reward route paths must start with '/', got {path!r}")
-        pairs = []
-        for name, value in dict(targets).items():
-            if name not in experiments:
-                raise ConfigError(
-                    f"reward route {path!r} names unknown experiment {name!r}; "
-                    f"experiments are {sorted(experiments)}"
-                )
-            try:
-                pairs.append((name, experiments[name].check_reward(value)))
-            except RewardError as exc:
-                raise ConfigError(f"reward route {path!r}: {exc}") from exc
-        checked[path] = tuple(pairs)
-    return checked
-
-
-def _cookie_value(header: str | None, prefix: str) -> str | None:
-    """Our cookie's value in a ``Cookie`` header (``prefix`` is ``"name="``), or None."""
-    if not header:
-        return None
-    at = header.find(prefix)
-    while at != -1:
-        if at == 0 or header[at - 1] in "; ":  # a whole name, not the tail of another
-            end = header.find(";", at)
-            value = header[at + len(prefix) : end if end != -1 else None].strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]  # our tokens need no quoting, but a proxy may add it
-            return value
-        at = header.find(prefix, at + 1)
-    return None
 
 
 def _reseed_after_fork(engine: Engine) -> None:
