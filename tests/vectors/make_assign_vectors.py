@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from _frozen import write_or_check
+
 from mabware.assign import SPEC, cumulative, unit_hash, walk
 
 SEED = 20240601
@@ -403,20 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(document)
     # repr() floats round-trip: the parsed file equals what was computed
     assert json.loads(text) == document
-    current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
-    if current == text:
-        print(f"{args.output}: up to date ({len(document['cases'])} cases)")
-        return 0
-    if args.check or current is not None:
-        print(
-            f"{args.output}: differs from what this script generates. The vectors are "
-            "frozen: a spec change needs a new spec id and a new file (see README.md).",
-            file=sys.stderr,
-        )
-        return 1
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
+    return write_or_check(args.output, text, f"{len(document['cases'])} cases", check=args.check)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+from _frozen import write_or_check
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -568,21 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     document = build()
     text = render(document)
     assert json.loads(text) == document
-    current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
     counts = f"{len(document['valid'])} valid, {len(document['invalid'])} invalid cases"
-    if current == text:
-        print(f"{args.output}: up to date ({counts})")
-        return 0
-    if args.check or current is not None:
-        print(
-            f"{args.output}: differs from what this script generates. The vectors are "
-            "frozen: a spec change needs a new spec id and a new file (see README.md).",
-            file=sys.stderr,
-        )
-        return 1
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output} ({counts})")
-    return 0
+    return write_or_check(args.output, text, counts, check=args.check)
 
 
 if __name__ == "__main__":
