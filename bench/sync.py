@@ -2,6 +2,7 @@
 
     python bench/sync.py            # the README's tables (about 9 minutes on 2 cores)
     python bench/sync.py --quick    # every table at smoke-run size (about 80 s)
+    python bench/sync.py --only cycle   # one table (repeat --only for more)
 
 Four tables:
 
@@ -10,8 +11,11 @@ Four tables:
    four-arm Bernoulli environments x 2,000 rounds), Thompson sampling, 100
    requests/s spread round-robin over 4 simulated workers (25 rounds per
    second of simulated time each). Each worker is a real ``SharedStore``
-   on an in-memory backend with a fake clock, syncing every 1 s at its
-   own random phase; before every round it serves, its allocation is
+   on an in-memory backend with a fake clock, first syncing at its own
+   random phase, then on the sync thread's own schedule
+   (``SharedStore.next_sync_delay`` with ``sync_interval`` 1 s: sooner
+   while an experiment is young) or, for comparison, every 1 s or 0.2 s
+   exactly; before every round it serves, its allocation is
    recomputed from ``SharedStore.statistics`` (the merged state it last
    pulled plus its own live counts: exactly what serving reads). The
    single process recomputes from its ``Store`` before every round. Same
@@ -27,7 +31,9 @@ Four tables:
    store) pinned to one core with ``taskset``; 8 client processes (8
    replicas, 3 experiments x 3 arms each) on the other core push with
    rising seqs over keep-alive connections as fast as the server answers.
-   At the end the state must hold every replica at its last seq.
+   At the end the state must hold every client's replica at its last seq.
+   The server group-commits: pushes that arrive while a write is under way
+   share the next write (``mabware.server.sync``).
 4. Flask-MAB's ``JSONBanditStorage`` pattern next to mabware's file store,
    4 processes each: Flask-MAB loads the JSON file when a process starts
    and after every request rewrites the whole file (``open(path,
@@ -115,10 +121,13 @@ REQUESTS_PER_SECOND = 100.0
 
 
 def play(rates: tuple[float, ...], rounds: int, seed: Sequence[int], workers: int,
-         sync_every: float | None) -> float:  # fmt: skip
-    """Final pseudo-regret of one run. ``workers=1, sync_every=None``: one process.
+         sync_every: float | None, triggered: bool = False) -> tuple[float, int]:  # fmt: skip
+    """Final pseudo-regret of one run and its syncs. ``workers=1, sync_every=None``: one process.
 
     ``sync_every=inf``: the workers never sync (each learns alone).
+    ``triggered``: each worker looks when ``SharedStore.next_sync_delay`` says
+    and syncs when it answers 0 (what the sync thread does, ``sync_every``
+    its ``sync_interval``); otherwise it syncs every ``sync_every`` exactly.
     """
     exp = Experiment("e", [f"arm{i}" for i in range(len(rates))],
                      policy=policies.ThompsonSampling())  # fmt: skip
@@ -132,23 +141,30 @@ def play(rates: tuple[float, ...], rounds: int, seed: Sequence[int], workers: in
         stores = [Store([exp])]
     else:
         backend = MemoryBackend()
+        interval = sync_every if triggered else 1.0
         stores = [
-            SharedStore([exp], backend, scheme="memory", sync_interval=1.0, clock=clock)
+            SharedStore([exp], backend, scheme="memory", sync_interval=interval, clock=clock)
             for _ in range(workers)
         ]
         if np.isfinite(sync_every):
             next_sync = [pick.uniform(0.0, sync_every) for _ in range(workers)]
     best = max(rates)
     regret = 0.0
+    syncs = 0
     for t in range(rounds):
         now = t / REQUESTS_PER_SECOND
         for w, store in enumerate(stores):
             while next_sync[w] <= now:
                 clock.now = next_sync[w]
                 assert isinstance(store, SharedStore)
-                if not store.sync():
-                    raise RuntimeError("an in-memory sync failed")
-                next_sync[w] += sync_every  # type: ignore[operator]
+                assert sync_every is not None
+                delay = store.next_sync_delay(clock.now) if triggered else 0.0
+                if delay == 0.0:
+                    if not store.sync():
+                        raise RuntimeError("an in-memory sync failed")
+                    syncs += 1
+                    delay = store.next_sync_delay(clock.now) if triggered else sync_every
+                next_sync[w] += delay
         store = stores[t % workers]
         allocation = exp.decide(store.statistics("e", now), policy_rng)
         arm = assign.sample(allocation.cumulative, pick)
@@ -156,22 +172,24 @@ def play(rates: tuple[float, ...], rounds: int, seed: Sequence[int], workers: in
         if rewards_u[t] < rates[arm]:
             store.add_reward("e", arm, 1.0, allocation.probabilities[arm], now)
         regret += best - rates[arm]
-    return regret
+    return regret, syncs
 
 
-ROWS = {  # name -> (workers, sync_every)
-    "1 process (learns after every reward)": (1, None),
-    "4 workers, sync every 1 s": (4, 1.0),
-    "4 workers, sync every 0.2 s": (4, 0.2),
-    "4 workers, never sync (each learns alone)": (4, float("inf")),
+ROWS = {  # name -> (workers, sync_every, triggered)
+    "1 process (learns after every reward)": (1, None, False),
+    "4 workers, sync_interval 1 s (sooner while young)": (4, 1.0, True),
+    "4 workers, fixed schedule: every 1 s": (4, 1.0, False),
+    "4 workers, fixed schedule: every 0.2 s": (4, 0.2, False),
+    "4 workers, never sync (each learns alone)": (4, float("inf"), False),
 }
 
 
-def _play_task(task: tuple[str, int, int, int]) -> tuple[str, int, int, float]:
+def _play_task(task: tuple[str, int, int, int]) -> tuple[str, int, int, tuple[float, int]]:
     name, env, replicate, rounds = task
-    workers, sync_every = ROWS[name]
+    workers, sync_every, triggered = ROWS[name]
     rates = reference_environments()[env]
-    return name, env, replicate, play(rates, rounds, (env, replicate), workers, sync_every)
+    return name, env, replicate, play(rates, rounds, (env, replicate), workers, sync_every,
+                                      triggered)  # fmt: skip
 
 
 def regret_table(replicates: int, rounds: int, jobs: int) -> str:
@@ -180,8 +198,10 @@ def regret_table(replicates: int, rounds: int, jobs: int) -> str:
     with SPAWN.Pool(jobs) as pool:
         results = pool.map(_play_task, tasks, chunksize=4)
     by_row: dict[str, dict[tuple[int, int], float]] = {name: {} for name in ROWS}
-    for name, env, replicate, regret in results:
+    syncs: dict[str, list[int]] = {name: [] for name in ROWS}
+    for name, env, replicate, (regret, count) in results:
         by_row[name][env, replicate] = regret
+        syncs[name].append(count)
     keys = sorted(by_row["1 process (learns after every reward)"])
     single = np.array([by_row["1 process (learns after every reward)"][k] for k in keys])
     boot = np.random.default_rng(0)
@@ -195,13 +215,14 @@ def regret_table(replicates: int, rounds: int, jobs: int) -> str:
             f"{num(np.percentile(values, 10))}-{num(np.percentile(values, 90))}",
             num(values.mean() / single.mean()),
             f"{num(np.percentile(ratios, 5))}-{num(np.percentile(ratios, 95))}",
+            num(np.mean(syncs[name]) / ROWS[name][0], 1) if ROWS[name][1] else "-",
         ])  # fmt: skip
     reference = run_reference("thompson", rounds).mean_regret
     rows.append(["reference protocol's own TS loop (per-round Beta draw)", num(reference),
-                 "-", "-", "-", "-"])  # fmt: skip
+                 "-", "-", "-", "-", "-"])  # fmt: skip
     return table(
         ["Thompson sampling, 100 requests/s", "mean regret", "median", "p10-p90",
-         "x 1 process", "90% interval"],
+         "x 1 process", "90% interval", f"syncs per worker in {rounds / REQUESTS_PER_SECOND:g} s"],
         rows,
     )  # fmt: skip
 
@@ -418,7 +439,8 @@ def pushes_row(store: str, clients: int, seconds: float) -> list[object]:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/snapshot", timeout=30) as r:
                 state = unpack(r.read())
     last = {rid: seq for rid, seq, _ in parts}
-    exact = {rid: r.seq for rid, r in state.replicas.items()} == last
+    # Only the clients' replicas: the server keeps one of its own in the same state.
+    exact = {rid: r.seq for rid, r in state.replicas.items() if rid in last} == last
     latencies = [x for _, _, lat in parts for x in lat]
     total = sum(last.values())
     pinned = "server on CPU 0, clients on CPU 1" if two_cores else "no pinning (1 CPU)"
@@ -433,7 +455,7 @@ def pushes_table(clients: int, seconds: float) -> str:
     rows = [pushes_row(store, clients, seconds) for store in ("file:DIR/state", "memory:")]
     return table(
         ["server", "cores", "clients (replicas)", "seconds", "pushes", "pushes/s",
-         "latency p50, ms", "latency p99, ms", "every replica at its last seq"],
+         "latency p50, ms", "latency p99, ms", "every client at its last seq"],
         rows,
     )  # fmt: skip
 
@@ -570,39 +592,51 @@ def contention_table(processes: int, requests: int, repeats: int) -> str:
     )  # fmt: skip
 
 
+#: the tables, in the order they print (``--only NAME`` picks some)
+TABLES = ("regret", "cycle", "pushes", "contention")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="every table at smoke-run size")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="processes for the regret simulation")  # fmt: skip
+    parser.add_argument("--only", choices=TABLES, action="append",
+                        help="run only this table (repeatable); default: all four")  # fmt: skip
     args = parser.parse_args(argv)
     quick = args.quick
+    only = args.only or list(TABLES)
     command = "python bench/sync.py" + (" --quick" if quick else "")
+    command += "".join(f" --only {name}" for name in args.only or [])
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"Command: `{command}`  \nMachine: {machine()}  \nDate: {date}\n")
 
-    replicates = 1 if quick else 10
-    print(f"Regret, seed protocol: 20 environments x 2,000 rounds x {replicates} "
-          f"replicate{'s' if replicates > 1 else ''}; 100 requests/s round-robin over the "
-          "workers.\n")  # fmt: skip
-    print(regret_table(replicates, 2000, args.jobs))
-    print()
-    if quick:
-        settings = [(1, 100, 10, 1.0, 5), (8, 100, 10, 1.0, 10), (8, 10, 3, 1.0, 10)]
-    else:
-        settings = [(1, 100, 10, 1.0, 30), (8, 100, 10, 1.0, 60), (8, 10, 3, 1.0, 60)]
-    print(
-        f"Sync cycle, file: store; {durable_write_ms():.1f} ms per durable write on this "
-        "disk (fsync of the temp file, rename, fsync of the directory).\n"
-    )
-    print(cycle_table(settings))
-    print()
-    print("POST /sync throughput.\n")
-    print(pushes_table(clients=8, seconds=3.0 if quick else 10.0))
-    print()
-    requests = 500 if quick else 5000
-    print(f"Rewards sent vs counted: {requests:,} rewarded requests per process.\n")
-    print(contention_table(processes=4, requests=requests, repeats=1 if quick else 3))
+    if "regret" in only:
+        replicates = 1 if quick else 10
+        print(f"Regret, seed protocol: 20 environments x 2,000 rounds x {replicates} "
+              f"replicate{'s' if replicates > 1 else ''}; 100 requests/s round-robin over "
+              "the workers.\n")  # fmt: skip
+        print(regret_table(replicates, 2000, args.jobs))
+        print()
+    if "cycle" in only:
+        if quick:
+            settings = [(1, 100, 10, 1.0, 5), (8, 100, 10, 1.0, 10), (8, 10, 3, 1.0, 10)]
+        else:
+            settings = [(1, 100, 10, 1.0, 30), (8, 100, 10, 1.0, 60), (8, 10, 3, 1.0, 60)]
+        print(
+            f"Sync cycle, file: store; {durable_write_ms():.1f} ms per durable write on this "
+            "disk (fsync of the temp file, rename, fsync of the directory).\n"
+        )
+        print(cycle_table(settings))
+        print()
+    if "pushes" in only:
+        print("POST /sync throughput.\n")
+        print(pushes_table(clients=8, seconds=3.0 if quick else 10.0))
+        print()
+    if "contention" in only:
+        requests = 500 if quick else 5000
+        print(f"Rewards sent vs counted: {requests:,} rewarded requests per process.\n")
+        print(contention_table(processes=4, requests=requests, repeats=1 if quick else 3))
 
 
 if __name__ == "__main__":

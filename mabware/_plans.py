@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,9 @@ from mabware.assignments import Assignment
 from mabware.exceptions import ConfigError
 from mabware.experiment import Experiment
 from mabware.guardrails import CAP
+from mabware.history import History
 from mabware.store import Store
+from mabware.summary import ExperimentSummary, summarize
 
 TRIP = "trip"  # event prefix, suffixed ":<reason>"
 
@@ -80,10 +82,14 @@ class Plans:
         self.recompute_interval = float(recompute_interval)
         self.refresh_interval = float(refresh_interval)
         self.reseed(seed)
+        #: experiment -> arms an operator switched off (the server's registry sets it)
+        self.disabled_arms: Mapping[str, frozenset[str]] = {}
         self._lock = threading.Lock()
         self._computed_at = -float("inf")
         #: rises whenever which arms are live changes (cached visitors are re-checked)
         self.generation = 0
+        #: allocation and totals at each recompute, for the dashboard's charts
+        self.history = History()
         uniform = {e.name: e.decide(store.statistics(e.name, 0.0), self._rng) for e in experiments}
         self.by_name = {e.name: Plan(e, uniform[e.name]) for e in experiments}
 
@@ -112,7 +118,12 @@ class Plans:
     def _recompute(self, plan: Plan, now: float, changes: int) -> None:
         exp = plan.experiment
         stats = self._store.statistics(exp.name, now)
-        allocation = exp.decide(stats, self._rng, state_age=self._store.state_age(now))
+        allocation = exp.decide(
+            stats,
+            self._rng,
+            state_age=self._store.state_age(now),
+            disabled_arms=self.disabled_arms.get(exp.name, frozenset()),
+        )
         before = {(t.reason, t.arm) for t in plan.allocation.trips}
         for trip in allocation.trips:  # count and log a trip when it starts, not every recompute
             if (trip.reason, trip.arm) not in before:
@@ -123,6 +134,15 @@ class Plans:
             self.generation += 1
         plan.allocation = allocation
         plan.changes_seen = changes
+        self.history.record(allocation, stats, now)
+
+    def summaries(self, now: float) -> list[ExperimentSummary]:
+        """Every experiment's numbers (``mabware.summary``), plans refreshed first."""
+        self.refresh(now)
+        return [
+            summarize(plan.experiment, self._store.statistics(name, now), plan.allocation)
+            for name, plan in self.by_name.items()
+        ]
 
     def report(self, now: float) -> dict[str, Any]:
         """What this process knows, as plain data (JSON-able).

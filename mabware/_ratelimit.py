@@ -3,6 +3,10 @@
 The request path degrades instead of raising (STYLE.md, habit 2), so the
 same cause can repeat thousands of times a second; the log gets one line
 per cause per ``interval`` and the counter gets all of them.
+
+``listeners`` hear every occurrence as it happens (``mabware.metrics`` turns
+them into Prometheus counters); with none attached the cost is one check of
+an empty list.
 """
 
 from __future__ import annotations
@@ -35,10 +39,14 @@ class OncePerInterval:
         self._last: dict[str, float] = {}
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        #: called with the cause on every occurrence, outside the lock; keep them cheap
+        self.listeners: list[Callable[[str], None]] = []
 
     def __call__(self, cause: str, message: str, level: int = logging.WARNING) -> bool:
         """Count ``cause``; log ``message`` if the cause is not muted. True if logged."""
         now = self._clock()
+        for listener in self.listeners:
+            listener(cause)
         with self._lock:
             self.counts[cause] += 1
             last = self._last.get(cause)

@@ -280,7 +280,16 @@ _LOOPBACK = ("127.0.0.1", "::1", "localhost")
     show_default=True,
     help="Seconds of silence after which a replica is retired.",
 )
-def serve(host: str, port: int, store_url: str, token: str | None, retention: float) -> None:
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="Log every request (off by default: at thousands of pushes a second, "
+    "the log is much of the work).",
+)
+def serve(
+    host: str, port: int, store_url: str, token: str | None, retention: float, access_log: bool
+) -> None:
     """Run the standalone server: POST /sync and GET /snapshot (needs mabware[server])."""
     try:
         import uvicorn
@@ -299,7 +308,7 @@ def serve(host: str, port: int, store_url: str, token: str | None, retention: fl
         raise click.BadParameter(str(exc), param_hint="'--store'") from None
     if not token and host not in _LOOPBACK:
         click.echo(f"warning: serving on {host} without a token; set MABWARE_TOKEN", err=True)
-    uvicorn.run(app, host=host, port=port)
+    uvicorn.run(app, host=host, port=port, access_log=access_log)
 
 
 @main.command()
@@ -378,6 +387,89 @@ def _without_password(url: str) -> str:
     if not sep or "@" not in rest.split("/", 1)[0]:
         return url
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+@main.command()
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop after this many seconds (default: run until Ctrl-C).",
+)
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="uvicorn workers."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Loopback port to serve the shop on; 0 picks a free one.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True, max=10_000),
+    default=150.0,
+    show_default=True,
+    help="Visits a second, at most (fewer if the shop answers slower).",
+)
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the store's state file here (default: a temporary one, removed at the end).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seeds the visitors' draws (who returns, who buys).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Also write the summary as JSON to this file.",
+)
+def demo(
+    seconds: float | None,
+    workers: int,
+    port: int,
+    rate: float,
+    state: Path | None,
+    seed: int,
+    json_path: Path | None,
+) -> None:
+    """Run a small shop with a live experiment and watch it learn (needs mabware[server]).
+
+    Starts the demo shop (mabware.demo.shop) under uvicorn with several
+    workers that learn together through a file store, prints its URL and
+    the dashboard's, and plays visitors from loopback whose chance to buy
+    depends on the page variant they see. At the end (after --seconds, or
+    at Ctrl-C) it stops every process and prints what the store learned
+    beside the hidden true rates, and the regret.
+    """
+    import importlib.util
+
+    needed = ("uvicorn", "httpx", "jinja2", "pygal", "prometheus_client")
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(
+            f"mabware demo needs {', '.join(missing)}: pip install 'mabware[server]'"
+        )
+    from mabware.demo.run import DemoError, DemoOptions, report, run_demo
+
+    options = DemoOptions(seconds, workers, port, rate, state, seed)
+    try:
+        result = run_demo(options, out=Console(), err=Console(stderr=True))
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+    report(result, Console())
+    if json_path is not None:
+        document = {"mabware_version": __version__, **result.to_json()}
+        try:
+            json_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--json'") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

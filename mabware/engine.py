@@ -38,8 +38,10 @@ from mabware.assignments import Assignment, Assignments
 from mabware.cookies import CookieCodec, CookieEntry, CookieState
 from mabware.exceptions import ConfigError
 from mabware.experiment import Experiment
+from mabware.history import History
 from mabware.rewards import RewardGate
 from mabware.store import Store, open_store
+from mabware.summary import ExperimentSummary
 
 logger = logging.getLogger("mabware.engine")
 
@@ -142,6 +144,11 @@ class Engine:
         self._cache_size = cache_size
         self._clock = clock
         self.events = OncePerInterval(logger)
+        #: called as ``(experiment, arm index)`` after each counted assignment
+        #: (a pull), on the request path: keep them cheap (``mabware.metrics``)
+        self.pull_listeners: list[Callable[[str, int], None]] = []
+        #: called as ``(experiment, arm index, value)`` after each stored reward
+        self.reward_listeners: list[Callable[[str, int, float], None]] = []
         self.plans = Plans(
             experiments,
             self.store,
@@ -355,6 +362,8 @@ class Engine:
             self.events("bad_unit_id", f"unit id not usable: {exc}")
             index = assign.sample(table, self._random)
         self.store.add_pull(exp.name, index, now)
+        for listener in self.pull_listeners:
+            listener(exp.name, index)
         return CookieEntry(
             exp.arm_names[index], exp.version, self._random.getrandbits(63), int(now)
         )
@@ -378,6 +387,8 @@ class Engine:
         if once:
             visit.entries = {**visit.entries, experiment: entry._replace(rewarded=True)}
             visit.changed = True
+        for listener in self.reward_listeners:
+            listener(experiment, index, reward)
         return True
 
     # -- reading ----------------------------------------------------------------
@@ -385,6 +396,15 @@ class Engine:
     def report(self) -> dict[str, Any]:
         """What this process knows, as plain data (JSON-able); see ``Plans.report``."""
         return self.plans.report(self._clock())
+
+    def summaries(self, now: float | None = None) -> list[ExperimentSummary]:
+        """Every experiment's numbers for people (``mabware.summary``); ``now``: the clock."""
+        return self.plans.summaries(self._clock() if now is None else now)
+
+    @property
+    def history(self) -> History:
+        """This process's allocation history (``mabware.history``), for the dashboard."""
+        return self.plans.history
 
     # -- lifecycle -------------------------------------------------------------
 

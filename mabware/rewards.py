@@ -54,6 +54,11 @@ class RewardGate:
         """Rejected rewards by reason (unknown_experiment, unknown_arm, bad_value)."""
         return self._log.counts
 
+    @property
+    def events(self) -> OncePerInterval:
+        """The rejections' log and counters; ``events.listeners`` hear each one (metrics)."""
+        return self._log
+
     def check(self, experiment: str, arm: str, value: object) -> tuple[int, float] | None:
         """The arm's index and the reward as a float, or None if it must be dropped.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from http import HTTPStatus
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -23,6 +24,10 @@ INVALID_PUSH = "tag:mabware,2025:problem:invalid-push"
 RETIRED_REPLICA = "tag:mabware,2025:problem:retired-replica"
 #: the server's own state cannot be read or written
 STATE_UNAVAILABLE = "tag:mabware,2025:problem:state-unavailable"
+#: a field the endpoint does not accept (members ``field``, ``received``, ``allowed``)
+INVALID_FIELD = "tag:mabware,2025:problem:invalid-field"
+#: the experiment named does not exist
+UNKNOWN_EXPERIMENT = "tag:mabware,2025:problem:unknown-experiment"
 
 
 class ProblemError(Exception):
@@ -36,6 +41,7 @@ class ProblemError(Exception):
         type: str = ABOUT_BLANK,
         title: str | None = None,
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -43,6 +49,8 @@ class ProblemError(Exception):
         self.type = type
         self.title = title or HTTPStatus(status).phrase
         self.headers = dict(headers or {})
+        #: RFC 9457 extension members (e.g. ``field``, ``received``, ``allowed``)
+        self.extra = dict(extra or {})
 
     def response(self) -> Response:
         """The problem as an ``application/problem+json`` response."""
@@ -51,6 +59,7 @@ class ProblemError(Exception):
             "title": self.title,
             "status": self.status,
             "detail": self.detail,
+            **self.extra,
         }
         return JSONResponse(body, self.status, self.headers, media_type=MEDIA_TYPE)
 

@@ -21,16 +21,25 @@ Status codes, each with an RFC 9457 problem body:
 * 503 the server's own state cannot be read or written (``STATE_UNAVAILABLE``).
 
 The file backend blocks (``flock``, ``fsync``), so merges run in the thread
-pool and the event loop stays free.
+pool and the event loop stays free. They are group-committed: one write is
+on its way at a time, pushes that arrive meanwhile queue up, and the next
+write merges them all under one lock and one ``fsync`` (``_GroupCommit``):
+reading, writing and syncing the state costs far more than merging one
+push into it, so a batch costs little more than a single push. Each
+request is still answered only once the write holding its push is
+durable, with the state that write made, and with its own outcome: a
+retired replica's 409 is its own. A backend without ``exchange_many``
+gets one exchange per push.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import msgpack
 from starlette.concurrency import run_in_threadpool
@@ -46,7 +55,14 @@ from mabware.server._problems import (
     STATE_UNAVAILABLE,
     ProblemError,
 )
-from mabware.store.merge import Replica, RetiredReplicaError, StateError, pack, replica_from_wire
+from mabware.server._state import BatchBackend
+from mabware.store.merge import (
+    Replica,
+    RetiredReplicaError,
+    StateError,
+    pack,
+    replica_from_wire,
+)
 from mabware.store.shared import Backend
 
 __all__ = ["MAX_BODY", "MEDIA_TYPE", "SyncEndpoints"]
@@ -81,6 +97,7 @@ class SyncEndpoints:
         self.max_body = max_body
         self._clock = clock
         self._log = OncePerInterval(logger)
+        self._group = _GroupCommit(backend) if isinstance(backend, BatchBackend) else None
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -103,7 +120,11 @@ class SyncEndpoints:
         replica_id, push = _decode(await self._body(request))
         push = Replica(push.seq, self._clock(), push.tallies)
         try:
-            data = await run_in_threadpool(self._exchange, replica_id, push)
+            with self._state_guard():
+                if self._group is not None:
+                    data = await self._group.exchange(replica_id, push)
+                else:
+                    data = await run_in_threadpool(self._exchange, replica_id, push)
         except RetiredReplicaError:
             raise ProblemError(
                 409,
@@ -144,8 +165,7 @@ class SyncEndpoints:
         return b"".join(chunks)
 
     def _exchange(self, replica_id: str, push: Replica) -> bytes:
-        with self._state_guard():
-            return pack(self.backend.exchange(replica_id, push))
+        return pack(self.backend.exchange(replica_id, push))
 
     def _read(self) -> tuple[bytes, str]:
         with self._state_guard():
@@ -165,6 +185,59 @@ class SyncEndpoints:
                 type=STATE_UNAVAILABLE,
                 title="State unavailable",
             ) from exc
+
+
+class _GroupCommit:
+    """Pushes that arrive while a write is under way all go into the next one.
+
+    One writer task at a time. The first push starts it, and it writes at
+    once: a lone push waits for no one. Pushes that arrive meanwhile queue
+    up; when the write is durable the writer answers its batch and takes
+    the whole queue into the next write, until the queue is empty.
+    """
+
+    def __init__(self, backend: BatchBackend) -> None:
+        self._backend = backend
+        self._queue: list[tuple[str, Replica, asyncio.Future[bytes]]] = []
+        # A strong reference: the event loop keeps only a weak one to its tasks.
+        self._writer: asyncio.Task[None] | None = None
+
+    async def exchange(self, replica_id: str, push: Replica) -> bytes:
+        """The packed state once the write holding ``push`` is durable; or its error."""
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._queue.append((replica_id, push, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all())
+        return await future
+
+    async def _write_all(self) -> None:
+        batch: list[tuple[str, Replica, asyncio.Future[bytes]]] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                pushes = [(replica_id, push) for replica_id, push, _ in batch]
+                try:
+                    data, outcomes = await run_in_threadpool(self._exchange_many, pushes)
+                except Exception as exc:  # the write failed: each push gets what one alone would
+                    data, outcomes = b"", [exc] * len(batch)
+                for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():  # cancelled: its client is gone
+                        continue
+                    if outcome is None:
+                        future.set_result(data)
+                    else:
+                        future.set_exception(outcome)
+        finally:
+            self._writer = None
+            # Only if this task was cancelled (shutdown): no request waits forever.
+            for _, _, future in (*batch, *self._queue):
+                future.cancel()
+
+    def _exchange_many(
+        self, pushes: Sequence[tuple[str, Replica]]
+    ) -> tuple[bytes, list[BaseException | None]]:
+        state, outcomes = self._backend.exchange_many(pushes)
+        return pack(state), outcomes  # packed once for the whole batch
 
 
 def _decode(body: bytes) -> tuple[str, Replica]:

@@ -10,6 +10,10 @@ while holding the lock loses the lock with its file descriptors, so it
 blocks no one. The state carries a checksum (``merge.pack``); a state file
 that fails it is reported, never silently replaced.
 
+``exchange_many`` does the same for a batch of pushes under one lock and
+one write: the sync server's group commit, where the durable write, not
+the merge, is what each push would otherwise pay for.
+
 Why a sidecar lock: the state file itself is replaced by every rename, so
 a lock on it would guard an inode that no longer has the name.
 """
@@ -20,10 +24,18 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from mabware.store.merge import Replica, SharedState, compact, merge, pack, unpack
+from mabware.store.merge import (
+    Replica,
+    RetiredReplicaError,
+    SharedState,
+    compact,
+    merge,
+    pack,
+    unpack,
+)
 
 #: how long a replica may stay silent before it is folded into the retired totals
 DEFAULT_RETENTION = 3600.0
@@ -112,12 +124,36 @@ class FileBackend:
         self._crash_at("dir_synced")
 
     def exchange(self, replica_id: str, push: Replica) -> SharedState:
-        """Merge ``push`` into the file under the lock; the merged state."""
+        """Merge ``push`` into the file under the lock; the merged state.
+
+        Raises:
+            RetiredReplicaError: the replica was retired; the file is unchanged.
+        """
+        state, (outcome,) = self.exchange_many([(replica_id, push)])
+        if outcome is not None:
+            raise outcome
+        return state
+
+    def exchange_many(
+        self, pushes: Sequence[tuple[str, Replica]]
+    ) -> tuple[SharedState, list[BaseException | None]]:
+        """Merge many pushes under one lock and one durable write (group commit).
+
+        Returns the merged state and, per push in order, None if it was taken
+        in or the ``RetiredReplicaError`` that refused it: one retired replica
+        refuses only its own push. When every push is refused nothing is
+        written (nothing new to make durable), as for a single ``exchange``.
+
+        Raises:
+            StateError, OSError: the state cannot be read or written; no push landed.
+        """
         with self._locked():
-            state = merge(self._load(), replica_id, push)
+            state, outcomes = merge_each(self._load(), pushes)
+            if all(outcome is not None for outcome in outcomes):
+                return state, outcomes
             state = compact(state, self._clock(), self.retention)
             self._write(state)
-            return state
+            return state, outcomes
 
     def read(self) -> SharedState:
         """The state as it is on disk (a whole one, thanks to the rename)."""
@@ -125,3 +161,23 @@ class FileBackend:
 
     def close(self) -> None:
         """Nothing to release: every exchange opens and closes its own files."""
+
+
+def merge_each(
+    state: SharedState, pushes: Sequence[tuple[str, Replica]]
+) -> tuple[SharedState, list[BaseException | None]]:
+    """``state`` with every push merged in order, and each push's outcome.
+
+    The outcome is None for a push taken in (or already there: a replay)
+    and the ``RetiredReplicaError`` for a push refused; a refused push
+    leaves the state as it was, so the others still land.
+    """
+    outcomes: list[BaseException | None] = []
+    for replica_id, push in pushes:
+        try:
+            state = merge(state, replica_id, push)
+        except RetiredReplicaError as exc:
+            outcomes.append(exc)
+        else:
+            outcomes.append(None)
+    return state, outcomes

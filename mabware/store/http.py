@@ -14,7 +14,8 @@ taken out of the URL, never logged, and left out of ``repr``.
 Failures raise, and the ``SharedStore`` counts them as "backend down": a
 transport error or timeout (``httpx.TransportError``), a status other than
 200 (``SyncServerError``), a body that is not a state (``StateError``). A 409
-whose problem type names a retired replica is ``RetiredReplicaError``.
+whose problem type names a retired replica is ``RetiredReplicaError``, with
+the seq the server folded when the problem says it (member ``folded_seq``).
 """
 
 from __future__ import annotations
@@ -131,7 +132,9 @@ class HttpBackend:
         )
         if response.status_code == 409 and "retired" in _problem(response).get("type", ""):
             raise RetiredReplicaError(
-                f"replica {replica_id} was retired by {self.url}", payload=replica_id
+                f"replica {replica_id} was retired by {self.url}",
+                payload=replica_id,
+                folded_seq=_folded_seq(response),
             )
         _expect(response, 200)
         return unpack(response.content)
@@ -176,6 +179,15 @@ def _problem(response: httpx.Response) -> dict[str, str]:
     if not isinstance(doc, dict):
         return {}
     return {k: v for k, v in doc.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _folded_seq(response: httpx.Response) -> int | None:
+    """The problem's ``folded_seq`` member: the push of ours the server folded, if it says."""
+    try:
+        seq = response.json().get("folded_seq")
+    except (ValueError, AttributeError):  # not JSON, or not an object
+        return None
+    return seq if type(seq) is int and seq >= 0 else None
 
 
 def _expect(response: httpx.Response, status: int) -> None:

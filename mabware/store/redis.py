@@ -6,13 +6,14 @@ default ``key_prefix``):
 * ``mabware:replicas`` hash, replica id -> the replica's latest push,
   msgpack of ``merge.replica_to_wire``;
 * ``mabware:seqs`` hash, replica id -> that push's sequence number;
-* ``mabware:tombstones`` hash, replica id -> when it was folded (``repr`` of
-  a float);
+* ``mabware:tombstones`` hash, replica id -> when it was folded and the seq
+  of its push that was (``repr`` of a float, a space, the seq; before
+  format 2 the time alone);
 * ``mabware:retired`` string, msgpack of the retired tallies.
 
 A merge is one Lua script, atomic like every script in Redis, run with
 EVALSHA (redis-py loads it again after a server restart): a tombstoned
-replica is refused (``RetiredReplicaError``); a push whose seq is not
+replica is refused (``RetiredReplicaError``, with the seq folded); a push whose seq is not
 higher than the stored one is kept out; otherwise the blob and seq are
 set. The script then returns every replica blob, the retired blob and the
 tombstones, and the client decodes them into a ``SharedState``. Floats
@@ -49,7 +50,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 import msgpack
@@ -58,15 +59,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from mabware.exceptions import ConfigError
+from mabware.store._stored import decode_replicas, decode_tallies, encode_tallies
 from mabware.store.merge import (
-    Key,
     Replica,
     RetiredReplicaError,
     SharedState,
     StateError,
-    Tally,
     compact,
-    replica_from_wire,
     replica_to_wire,
 )
 
@@ -80,8 +79,9 @@ _MAX_SEQ = 2**53  # Lua compares seqs as doubles
 _SCRIPT = """
 if #ARGV == 3 then
   local rid = ARGV[1]
-  if redis.call('HEXISTS', KEYS[3], rid) == 1 then
-    return {'retired'}
+  local tombstone = redis.call('HGET', KEYS[3], rid)
+  if tombstone then
+    return {'retired', tombstone}
   end
   local stored = redis.call('HGET', KEYS[2], rid)
   if not stored or tonumber(stored) < tonumber(ARGV[2]) then
@@ -138,6 +138,13 @@ class RedisBackend:
                 f"bad Redis URL {_redacted(url)!r}: {exc}", original_error=exc
             ) from exc
         self._script = self._redis.register_script(_SCRIPT)
+        #: the prefix of every key (the server keeps its experiment registry beside them)
+        self.key_prefix = key_prefix
+
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client (connection pool) this backend uses."""
+        return self._redis
 
     def __repr__(self) -> str:
         return f"RedisBackend({self.url!r})"
@@ -155,7 +162,11 @@ class RedisBackend:
         blob = msgpack.packb(replica_to_wire(replica_id, push), use_bin_type=True)
         reply = self._script(keys=self._keys, args=[replica_id, str(push.seq), blob])
         if reply[0] == b"retired":
-            raise RetiredReplicaError(f"replica {replica_id} was retired", payload=replica_id)
+            raise RetiredReplicaError(
+                f"replica {replica_id} was retired",
+                payload=replica_id,
+                folded_seq=_tombstone(reply[1])[1],
+            )
         state = _state(_pairs(reply[1]), reply[2], _pairs(reply[3]))
         now = self._clock()
         # Never fold the pusher itself (its clock far behind ours): until its
@@ -185,10 +196,13 @@ class RedisBackend:
                 if dead:
                     pipe.hdel(replicas, *dead)
                     pipe.hdel(seqs, *dead)
-                    pipe.hset(tombstones, mapping={rid: repr(float(now)) for rid in dead})
+                    pipe.hset(
+                        tombstones,
+                        mapping={rid: f"{float(now)!r} {folded.folded_seqs[rid]}" for rid in dead},
+                    )
                 if forgotten:
                     pipe.hdel(tombstones, *forgotten)
-                pipe.set(retired, _retired_blob(folded.retired))
+                pipe.set(retired, encode_tallies(folded.retired))
                 pipe.execute()
             except redis.WatchError:
                 return None
@@ -223,38 +237,34 @@ def _state(
 ) -> SharedState:
     """Decode the stored keys; StateError if anything is malformed."""
     try:
-        live: dict[str, Replica] = {}
-        for field, blob in replicas.items():
-            rid, replica = replica_from_wire(_unpack(blob))
+        live = decode_replicas(list(replicas.values()))
+        for field, rid in zip(replicas, live, strict=True):
             if rid != field.decode():
                 raise StateError(f"replica blob of {rid!r} stored under {field!r}")
-            live[rid] = replica
-        folded: dict[Key, Tally] = {}
-        for name, version, wire in _unpack(retired) if retired is not None else []:
-            if not isinstance(name, str) or type(version) is not int:
-                raise StateError("retired keys are (name: str, version: int)")
-            folded[(name, version)] = Tally.from_wire(wire)
-        tombs = {rid.decode(): float(at) for rid, at in tombstones.items()}
+        folded = decode_tallies(retired) if retired is not None else {}
+        tombs = {rid.decode(): _tombstone(value) for rid, value in tombstones.items()}
     except (AttributeError, TypeError, ValueError) as exc:  # StateError, UnicodeDecodeError too
         if isinstance(exc, StateError):
             raise
         raise StateError(f"malformed state in Redis: {exc!r}") from exc
-    if not all(math.isfinite(at) for at in tombs.values()):
-        raise StateError("tombstone times must be finite")
-    return SharedState(live, folded, tombs)
+    return SharedState(
+        live,
+        folded,
+        {rid: at for rid, (at, _) in tombs.items()},
+        {rid: seq for rid, (_, seq) in tombs.items() if seq is not None},
+    )
 
 
-def _unpack(blob: bytes) -> Any:
+def _tombstone(value: bytes) -> tuple[float, int | None]:
+    """A tombstone's time and seq folded (None if written before format 2)."""
+    at, _, seq = value.decode(errors="replace").partition(" ")
     try:
-        return msgpack.unpackb(blob, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.UnpackException) as exc:
-        raise StateError(f"malformed msgpack in Redis: {exc!r}") from exc
-
-
-def _retired_blob(retired: Mapping[Key, Tally]) -> bytes:
-    wire = [[name, version, t.to_wire()] for (name, version), t in retired.items()]
-    blob: bytes = msgpack.packb(wire, use_bin_type=True)
-    return blob
+        folded_at, folded_seq = float(at), int(seq) if seq else None
+    except ValueError:
+        raise StateError(f"malformed tombstone in Redis: {value!r}") from None
+    if not math.isfinite(folded_at):
+        raise StateError("tombstone times must be finite")
+    return folded_at, folded_seq
 
 
 def _redacted(url: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mabware.exceptions import ConfigError
-from mabware.store.merge import SharedState, combined
+from mabware.store.merge import SharedState, combined_many
 from mabware.store.shared import Backend
 
 
@@ -40,9 +40,9 @@ def summary(state: SharedState, now: float) -> dict[str, Any]:
                 keys[name] = (version, list(tally.arms))
             elif version == best[0]:
                 best[1].extend(a for a in tally.arms if a not in best[1])
+    wanted = [((name, version), arms, 0) for name, (version, arms) in sorted(keys.items())]
     experiments: dict[str, Any] = {}
-    for name, (version, arms) in sorted(keys.items()):
-        stats = combined(state, (name, version), arms, 0)
+    for ((name, version), arms, _), stats in zip(wanted, combined_many(state, wanted), strict=True):
         experiments[name] = {
             "version": version,
             "arms": {

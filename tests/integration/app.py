@@ -18,8 +18,11 @@ Routes:
     GET /whoami    ``{"pid", "replica_id"}``
     GET /stats     ``engine.report()`` plus ``pid``, ``replica_id``,
                    ``backend_up``, ``sync_errors``, ``last_sync``
+    GET /metrics   ``mabware.metrics.metrics_app(engine)``: Prometheus text,
+                   every worker's counters summed when the environment has
+                   ``PROMETHEUS_MULTIPROC_DIR``
 
-/whoami and /stats are the tests' own probes: a consent hook keeps them
+/whoami, /stats and /metrics are the tests' own probes: a consent hook keeps them
 out of the counts (default arms, no pull, no cookie), so every pull in the
 store is a visitor of / or /reward.
 """
@@ -33,9 +36,10 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from mabware import Engine, Experiment, MabwareMiddleware
+from mabware.metrics import metrics_app
 from mabware.testing import TEST_KEYS
 
-PROBES = ("/whoami", "/stats")
+PROBES = ("/whoami", "/stats", "/metrics")
 
 engine = Engine(
     [
@@ -95,6 +99,7 @@ app = Starlette(
         Route("/reward", reward),
         Route("/whoami", whoami),
         Route("/stats", stats),
+        Route("/metrics", metrics_app(engine)),
     ],
     middleware=[
         Middleware(

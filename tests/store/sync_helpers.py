@@ -130,6 +130,7 @@ def canonical(state: SharedState) -> Any:
         {rid: (r.seq, r.seen, tallies(r.tallies)) for rid, r in state.replicas.items()},
         tallies(state.retired),
         dict(state.tombstones),
+        dict(state.folded_seqs),
     )
 
 

@@ -30,7 +30,14 @@ from sync_helpers import (
 )
 
 from mabware.store.file import FileBackend
-from mabware.store.merge import Replica, StateError, unpack
+from mabware.store.merge import (
+    Replica,
+    RetiredReplicaError,
+    SharedState,
+    StateError,
+    pack,
+    unpack,
+)
 
 NOW = 1_800_000_000.0
 
@@ -124,7 +131,7 @@ def test_read_before_any_exchange_is_an_empty_state_and_the_directory_is_made(
 ) -> None:
     backend = FileBackend(path)
     assert path.parent.is_dir()
-    assert canonical(backend.read()) == ({}, {}, {})
+    assert canonical(backend.read()) == ({}, {}, {}, {})
     assert not path.exists()
 
 
@@ -137,3 +144,59 @@ def test_silent_replicas_are_retired_by_the_backend_clock(path: Path) -> None:
     assert set(state.replicas) == {"new"}
     assert set(state.tombstones) == {"old"}
     assert totals(state) == [1, 1, 5]
+
+
+class Writes:
+    """The durable writes a backend made (its ``crash_at`` hook)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, step: str) -> None:
+        if step == "dir_synced":
+            self.count += 1
+
+
+def test_exchange_many_lands_a_batch_in_one_write_refusing_only_the_retired(path: Path) -> None:
+    writes = Writes()
+    backend = FileBackend(path, clock=lambda: NOW, crash_at=writes)
+    path.write_bytes(pack(SharedState(tombstones={"old": NOW})))
+    state, outcomes = backend.exchange_many(
+        [
+            ("a", push(1, [1, 0, 0])),
+            ("old", push(5, [9, 9, 9])),
+            ("b", push(1, [0, 2, 0])),
+            ("a", push(2, [3, 0, 0])),  # the same replica twice: the higher seq stays
+            ("b", push(1, [0, 7, 0])),  # a replay: changes nothing
+        ]
+    )
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], RetiredReplicaError)
+    assert outcomes[2:] == [None, None, None]
+    assert writes.count == 1
+    assert totals(state) == totals(unpack(path.read_bytes())) == [3, 2, 0]
+    assert set(state.tombstones) == {"old"}
+
+
+def test_a_batch_of_only_retired_replicas_writes_nothing(path: Path) -> None:
+    writes = Writes()
+    backend = FileBackend(path, clock=lambda: NOW, crash_at=writes)
+    path.write_bytes(pack(SharedState(tombstones={"old": NOW})))
+    before = path.read_bytes()
+    _, outcomes = backend.exchange_many([("old", push(1, [1, 0, 0]))])
+    assert isinstance(outcomes[0], RetiredReplicaError)
+    with pytest.raises(RetiredReplicaError):
+        backend.exchange("old", push(2, [1, 0, 0]))
+    assert writes.count == 0
+    assert path.read_bytes() == before
+
+
+def test_a_state_another_backend_wrote_is_read_afresh(path: Path) -> None:
+    # What a backend wrote last is no guide to what is on disk now.
+    one, two = FileBackend(path, clock=lambda: NOW), FileBackend(path, clock=lambda: NOW)
+    one.exchange("a", push(1, [1, 0, 0]))
+    two.exchange("b", push(1, [0, 1, 0]))
+    assert totals(one.exchange("a", push(2, [2, 0, 0]))) == [2, 1, 0]
+    assert totals(two.read()) == [2, 1, 0]
+    path.write_bytes(pack(SharedState()))  # an operator's reset
+    assert totals(one.exchange("a", push(3, [3, 0, 0]))) == [3, 0, 0]

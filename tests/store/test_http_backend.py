@@ -50,10 +50,13 @@ async def app(scope, receive, send):
         await asyncio.sleep(30)
     elif path.startswith("/fail/"):
         status, body = 500, b"Internal Server Error"
-    elif path.startswith("/retired/"):
+    elif path.startswith("/retired"):
         status, headers = 409, [(b"content-type", b"application/problem+json")]
-        body = json.dumps({"type": "tag:mabware,2025:problem:retired-replica",
-                           "title": "Replica retired", "status": 409, "detail": "retired"}).encode()
+        problem = {"type": "tag:mabware,2025:problem:retired-replica",
+                   "title": "Replica retired", "status": 409, "detail": "retired"}
+        if path.startswith("/retired-at-7/"):
+            problem["folded_seq"] = 7
+        body = json.dumps(problem).encode()
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 """
@@ -361,12 +364,14 @@ def test_a_timeout_is_backend_down(misbehaving, stores):
     store.backend = HttpBackend(f"{misbehaving}/garbage")  # close() pushes: keep it quick
 
 
-def test_a_409_retired_problem_is_retired_replica_error(misbehaving):
-    backend = HttpBackend(f"{misbehaving}/retired")
+@pytest.mark.parametrize(("prefix", "folded_seq"), [("retired", None), ("retired-at-7", 7)])
+def test_a_409_retired_problem_is_retired_replica_error(misbehaving, prefix, folded_seq):
+    backend = HttpBackend(f"{misbehaving}/{prefix}")
     tally = Tally(("a", "b"), Statistics.from_counts([1, 0], [0, 0]))
     try:
-        with pytest.raises(RetiredReplicaError):
+        with pytest.raises(RetiredReplicaError) as refused:
             backend.exchange("r", Replica(1, time.time(), {("x", 1): tally}))
+        assert refused.value.folded_seq == folded_seq  # the problem's member, when it has one
     finally:
         backend.close()
 

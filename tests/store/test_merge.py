@@ -1,21 +1,19 @@
 """The merge of replica totals: a state machine of replicas, and its algebra.
 
-``MergeMachine`` plays processes that record, push, lose pushes, see
-pushes duplicated and replayed late, crash, fall silent and get retired,
-and come back and rebase. After every step the merged totals must be
-exactly what was acknowledged: never a count twice, never one lost but
-what a crashed process had not pushed. ``bench/sync_faults.py`` runs it
+``MergeMachine`` plays processes that record, push, lose pushes (or only
+their replies), see pushes duplicated and replayed late, crash, fall
+silent and get retired, and come back and rebase. After every step the
+merged totals must be exactly what landed (acknowledged, or landed with
+its reply lost): never a count twice, never one lost but what a crashed
+process had not pushed. ``bench/sync_faults.py`` runs it
 with the long counts.
 """
 
 from __future__ import annotations
 
-import math
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
 import numpy as np
 import pytest
 from hypothesis import event, given, settings
@@ -34,18 +32,17 @@ from sync_helpers import CI, assert_clean, canonical, machine_settings, stats, t
 from mabware.statistics import Counters
 from mabware.store.merge import (
     Key,
+    PackedTallies,
     Replica,
     RetiredReplicaError,
     SharedState,
-    StateError,
     Tally,
     add,
     combined,
+    combined_many,
     compact,
     merge,
     pack,
-    replica_from_wire,
-    replica_to_wire,
     unpack,
 )
 
@@ -68,6 +65,10 @@ class Process:
     counters: dict[Key, Counters]
     seq: int = 0
     acked: dict[Key, Any] = field(default_factory=dict)  # key -> Statistics last acknowledged
+    #: key -> Statistics of the push the state holds of this incarnation (acknowledged or not)
+    landed: dict[Key, Any] = field(default_factory=dict)
+    #: seq -> key -> Statistics of every push of this incarnation that landed
+    attempts: dict[int, dict[Key, Any]] = field(default_factory=dict)
     #: key -> arm -> [pulls, rewards]: acknowledged under retired incarnations, and all recorded
     base: dict[Key, dict[str, list[float]]] = field(default_factory=dict)
     recorded: dict[Key, dict[str, list[float]]] = field(default_factory=dict)
@@ -150,38 +151,47 @@ class MergeMachine(RuleBasedStateMachine):
         proc.recorded[key][name][0] += pulls
         proc.recorded[key][name][1] += reward
 
-    @rule(proc=processes, lost=st.sampled_from([False, False, True]))
-    def push(self, proc: Process, lost: bool) -> None:
+    @rule(proc=processes, lost=st.sampled_from(["nothing", "nothing", "request", "reply"]))
+    def push(self, proc: Process, lost: str) -> None:
         """Push cumulative totals with seq + 1; the backend merges, then compacts.
 
-        A lost push never arrives: only the seq moves on.
+        A lost request never arrives: only the seq moves on. A lost reply
+        arrives and is merged, but the process never learns it was.
         """
         if proc.crashed:
             return
         proc.seq += 1
-        if lost:
+        if lost == "request":
             return
         push = Replica(proc.seq, self.now, proc.tallies(self.now))
         try:
             state = merge(self.state, proc.rid, push)
-        except RetiredReplicaError:
-            assert proc.rid in self.state.tombstones
-            event("rebased after retirement")
-            self._rebase(proc)  # and push again at once, as SharedStore.sync does
-            self.push(proc, lost=False)
+        except RetiredReplicaError as exc:
+            self._rebase(proc, exc.folded_seq)  # and push again at once, as SharedStore does
+            self.push(proc, lost="nothing")
             return
         self.state = self._compacted(state)
         self.delivered.append((proc.rid, push))
-        proc.acked = {key: t.stats for key, t in push.tallies.items()}
+        stats = {key: t.stats for key, t in push.tallies.items()}
+        proc.landed = proc.attempts[push.seq] = stats
+        if lost == "nothing":
+            proc.acked = stats
 
-    def _rebase(self, proc: Process) -> None:
-        """What SharedStore does: a new id, counting only what came after the last ack."""
-        for key, acked in proc.acked.items():
-            proc.counters[key].subtract(acked)
+    def _rebase(self, proc: Process, folded_seq: int | None) -> None:
+        """What SharedStore does: a new id, counting only what came after the folded push."""
+        assert proc.rid in self.state.tombstones
+        assert folded_seq == max(proc.attempts)  # the last push of it that landed
+        event("rebased after retirement")
+        if proc.landed is not proc.acked:
+            event("rebased with a landed push unacknowledged")
+        counted = proc.attempts[folded_seq]
+        for key, folded in counted.items():
+            proc.counters[key].subtract(folded)
             for i, name in enumerate(proc.arms[key]):
-                proc.base[key][name][0] += acked.pulls[i]
-                proc.base[key][name][1] += acked.reward_sum[i]
-        proc.rid, proc.seq, proc.acked = self._new_id(), 0, {}
+                proc.base[key][name][0] += folded.pulls[i]
+                proc.base[key][name][1] += folded.reward_sum[i]
+        proc.rid, proc.seq, proc.acked, proc.landed = self._new_id(), 0, {}, {}
+        proc.attempts = {}
 
     def _compacted(self, state: SharedState) -> SharedState:
         out = compact(state, self.now, RETENTION)
@@ -209,7 +219,7 @@ class MergeMachine(RuleBasedStateMachine):
         self.now += RETENTION + 1
         for other in self.procs:
             if other is not proc:
-                self.push(other, lost=False)
+                self.push(other, lost="nothing")
         self.state = self._compacted(self.state)
 
     @precondition(lambda self: sum(not p.crashed for p in self.procs) >= 2)
@@ -238,32 +248,34 @@ class MergeMachine(RuleBasedStateMachine):
                 out[name][1] += rewards
         return out
 
-    def _acknowledged(self, key: Key) -> dict[str, list[float]]:
-        """What the processes were told the shared state holds."""
+    def _held(self, key: Key, latest: str) -> dict[str, list[float]]:
+        """What the retired incarnations landed, plus each process's ``latest`` push."""
         out = {arm: [0.0, 0.0] for arm in CONFIG[key]}
         for proc in self.procs:
             for name, (pulls, rewards) in proc.base[key].items():
                 out[name][0] += pulls
                 out[name][1] += rewards
-            if key in proc.acked:
+            pushed = getattr(proc, latest)
+            if key in pushed:
                 for i, name in enumerate(proc.arms[key]):
-                    out[name][0] += proc.acked[key].pulls[i]
-                    out[name][1] += proc.acked[key].reward_sum[i]
+                    out[name][0] += pushed[key].pulls[i]
+                    out[name][1] += pushed[key].reward_sum[i]
         return out
 
     @invariant()
-    def totals_are_what_was_acknowledged(self) -> None:
+    def totals_are_what_landed(self) -> None:
         for key, arms in CONFIG.items():
             total = combined(self.state, key, arms, DEPTH if key == ("layout", 2) else 0)
-            acked = self._acknowledged(key)
+            acked = self._held(key, "acked")  # what the processes were told the state holds
+            landed = self._held(key, "landed")
             recorded = self._recorded(key)
             for i, arm in enumerate(arms):
                 pulls, rewards = float(total.pulls[i]), float(total.reward_sum[i])
                 # the issue's bounds: nothing lost but unpushed counts, nothing twice
                 assert acked[arm][0] <= pulls <= recorded[arm][0]
                 assert acked[arm][1] <= rewards <= recorded[arm][1]
-                # and, since every acknowledged push is in: exactly the acknowledged sums
-                assert (pulls, rewards) == (acked[arm][0], acked[arm][1]), (key, arm)
+                # and, since every push that landed is in: exactly their sums
+                assert (pulls, rewards) == (landed[arm][0], landed[arm][1]), (key, arm)
             # every sum merges alike (responses were recorded with the pulls)
             assert total.responses.tolist() == total.pulls.tolist()
             assert total.latency_hist[:, 1].tolist() == total.pulls.tolist()
@@ -280,10 +292,10 @@ class MergeMachine(RuleBasedStateMachine):
             assert rid in self.state.replicas or rid in self.state.tombstones
         for proc in self.procs:
             mine = self.state.replicas.get(proc.rid)
-            if mine is not None:  # the state holds its last acknowledged push
-                assert mine.seq <= proc.seq
+            if mine is not None:  # the state holds its last push that landed
+                assert mine.seq == max(proc.attempts) <= proc.seq
                 assert mine.tallies[("headline", 1)].stats.pulls.tolist() == (
-                    proc.acked[("headline", 1)].pulls.tolist()
+                    proc.landed[("headline", 1)].pulls.tolist()
                 )
 
     @invariant()
@@ -370,152 +382,16 @@ def test_a_retired_replica_is_refused_and_its_tombstone_outlives_thirty_retentio
     state = compact(state, 11.0, 10.0)
     assert not state.replicas
     assert state.tombstones == {"r": 11.0}
+    assert state.folded_seqs == {"r": 1}
     with pytest.raises(RetiredReplicaError) as caught:
         merge(state, "r", Replica(2, 11.0, {}))
     assert caught.value.payload == "r"
+    assert caught.value.folded_seq == 1  # the push the retired totals hold
     assert compact(state, 11.0 + 300.0, 10.0).tombstones == {"r": 11.0}
+    assert compact(state, 11.0 + 300.0, 10.0).folded_seqs == {"r": 1}
     assert compact(state, 11.0 + 301.0, 10.0).tombstones == {}
+    assert compact(state, 11.0 + 301.0, 10.0).folded_seqs == {}
     assert combined(state, ("headline", 1), "ab", 0).pulls.tolist() == [2, 1]
-
-
-# -- the stored form ---------------------------------------------------------------
-
-
-@st.composite
-def tallies(draw: st.DrawFn) -> Tally:
-    arms = tuple(draw(st.lists(st.sampled_from("abcdef"), min_size=1, max_size=4, unique=True)))
-    n = len(arms)
-    counts = st.lists(
-        st.floats(0, 1e12, allow_nan=False, allow_infinity=False), min_size=n, max_size=n
-    )
-    buckets = None
-    if draw(st.booleans()):
-        depth = draw(st.integers(1, 4))
-        rows = [draw(counts) for _ in range(depth)]
-        buckets = (draw(st.integers(-(2**40), 2**40)), rows, [draw(counts) for _ in rows])
-    return Tally(arms, stats(draw(counts), draw(counts), buckets=buckets))
-
-
-keys = st.tuples(st.sampled_from(["headline", "layout"]), st.integers(0, 3))
-states = st.builds(
-    SharedState,
-    st.dictionaries(
-        st.text(min_size=1, max_size=8),
-        st.builds(
-            Replica,
-            st.integers(0, 2**40),
-            st.floats(0, 2e9),
-            st.dictionaries(keys, tallies(), max_size=2),
-        ),
-        max_size=3,
-    ),
-    st.dictionaries(keys, tallies(), max_size=2),
-    st.dictionaries(st.text(min_size=1, max_size=8), st.floats(0, 2e9), max_size=3),
-)
-
-
-@settings(max_examples=40)
-@given(states)
-def test_pack_unpack_round_trip(state: SharedState) -> None:
-    assert canonical(unpack(pack(state))) == canonical(state)
-
-
-@settings(max_examples=40)
-@given(state=states, data=st.data())
-def test_a_flipped_byte_or_a_truncation_is_a_state_error(
-    state: SharedState, data: st.DataObject
-) -> None:
-    packed = pack(state)
-    where = data.draw(st.integers(0, len(packed) - 1))
-    flip = data.draw(st.integers(1, 255))
-    damaged = packed[:where] + bytes([packed[where] ^ flip]) + packed[where + 1 :]
-    with pytest.raises(StateError):
-        unpack(damaged)
-    with pytest.raises(StateError):
-        unpack(packed[: data.draw(st.integers(0, len(packed) - 1))])
-    with pytest.raises(StateError):
-        unpack(packed + data.draw(st.binary(min_size=1, max_size=8)))
-
-
-def _sealed(doc: Any) -> bytes:
-    """A body with a valid header and checksum: only validation can refuse it."""
-    body: bytes = msgpack.packb(doc, use_bin_type=True)
-    return b"MABW\x01" + zlib.crc32(body).to_bytes(4, "big") + body
-
-
-def _good_push() -> dict[str, Any]:
-    return replica_to_wire("r", Replica(1, 0.0, {("headline", 1): tally("ab", [1, 2], [1, 0])}))
-
-
-def _tally_wire(doc: dict[str, Any]) -> dict[str, Any]:
-    wire: dict[str, Any] = doc["tallies"][0][2]
-    return wire
-
-
-F8 = np.float64
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (lambda d: _tally_wire(d).update(pulls=np.array([1, np.nan], F8).tobytes()), "finite"),
-        (lambda d: _tally_wire(d).update(pulls=np.array([1, np.inf], F8).tobytes()), "finite"),
-        (lambda d: _tally_wire(d).update(reward_sum=np.array([-1, 0], F8).tobytes()), ">= 0"),
-        (lambda d: _tally_wire(d).update(pulls=np.array([1, 2, 3], F8).tobytes()), "shape"),
-        (lambda d: _tally_wire(d).update(pulls=b"\x00" * 12), "float64"),
-        (lambda d: _tally_wire(d).update(pulls=[1.0, 2.0]), "float64"),
-        (lambda d: _tally_wire(d).update(latency_hist=np.zeros(12, F8).tobytes()), "shape"),
-        (lambda d: _tally_wire(d).update(arms=["a", "a"]), "unique"),
-        (lambda d: _tally_wire(d).update(arms="ab"), "list"),
-        (lambda d: _tally_wire(d).update(arms=[1, 2]), "unique"),
-        (lambda d: _tally_wire(d).pop("errors"), "malformed"),
-        (lambda d: _tally_wire(d).update(buckets=[3, -1, b"", b""]), "buckets"),
-        (lambda d: _tally_wire(d).update(buckets=[3, 10**9, b"", b""]), "depth must be in"),
-        (lambda d: _tally_wire(d).update(buckets=[3.0, 1, b"", b""]), "buckets"),
-        (lambda d: _tally_wire(d).update(buckets=[3, 1, np.zeros(4, F8).tobytes(), b""]), "rows"),
-        (lambda d: _tally_wire(d).update(buckets=[3, 1, b""]), "malformed"),
-        (lambda d: d.update(seq=-1), "seq"),
-        (lambda d: d.update(seq=True), "seq"),
-        (lambda d: d.update(seq="1"), "seq"),
-        (lambda d: d.update(seen=math.nan), "finite"),
-        (lambda d: d.update(replica=""), "replica"),
-        (lambda d: d.update(tallies=[["headline", "1", d["tallies"][0][2]]]), "version"),
-        (lambda d: d.update(tallies=[["headline", 1]]), "malformed"),
-        (lambda d: d.update(tallies=7), "malformed"),
-    ],
-)
-def test_malformed_pushes_and_states_are_refused(change: Any, message: str) -> None:
-    doc = _good_push()
-    change(doc)
-    with pytest.raises(StateError, match=message):
-        replica_from_wire(msgpack.unpackb(msgpack.packb(doc, use_bin_type=True)))
-    with pytest.raises(StateError, match=message):
-        unpack(_sealed({"replicas": [doc], "retired": [], "tombstones": {}}))
-
-
-@pytest.mark.parametrize(
-    "doc",
-    [
-        {"replicas": [], "retired": [], "tombstones": []},
-        {"replicas": [], "retired": [], "tombstones": {"r": math.inf}},
-        {"replicas": [], "retired": [], "tombstones": {"r": "soon"}},
-        {"replicas": [], "retired": [["headline", 1, {"arms": ["a"]}]], "tombstones": {}},
-        {"replicas": {}, "retired": 3, "tombstones": {}},
-        {"replicas": []},
-        [1, 2, 3],
-        "state",
-    ],
-)
-def test_malformed_states_with_a_valid_checksum_are_refused(doc: Any) -> None:
-    with pytest.raises(StateError):
-        unpack(_sealed(doc))
-
-
-def test_another_format_is_refused_by_name() -> None:
-    packed = bytearray(pack(SharedState()))
-    packed[4] = 2
-    with pytest.raises(StateError, match="format 2"):
-        unpack(bytes(packed))
 
 
 # -- alignment: arms by name, buckets by index --------------------------------------
@@ -572,3 +448,69 @@ def test_buckets_align_across_replicas_with_different_newest_buckets() -> None:
     assert total.pulls.tolist() == [13, 65]
     assert total.recent is not None
     assert total.recent.pulls.tolist() == [[0, 10], [0, 20], [1, 30]]
+
+
+# -- many experiments at once: whole blocks where the layout allows -------------------------
+
+WANTED = [(("headline", 1), ("a", "b", "c"), 0), (("layout", 2), ("x", "y"), 3)]
+
+
+@settings(max_examples=30)
+@given(data=st.data())
+def test_combined_many_is_combined_of_each_whatever_path_it_takes(data: st.DataObject) -> None:
+    """Replicas of this configuration add a block at once; others, and retired, one by one."""
+    counts = st.lists(st.integers(0, 50), min_size=3, max_size=3)
+
+    def timed(arms: tuple[str, ...]) -> Tally:
+        n = len(arms)
+        rows = [data.draw(counts)[:n] for _ in range(data.draw(st.integers(1, 4)))]
+        newest = data.draw(st.integers(98, 102))
+        return Tally(arms, stats(data.draw(counts)[:n], None, buckets=(newest, rows, rows)))
+
+    def configured() -> PackedTallies:
+        return PackedTallies.of(
+            {("headline", 1): tally("abc", data.draw(counts)), ("layout", 2): timed(("x", "y"))}
+        )
+
+    live = data.draw(st.integers(0, 3))
+    replicas = {f"now{i}": Replica(1, 0.0, configured()) for i in range(live)}
+    replicas["older"] = Replica(1, 0.0, {("headline", 1): tally("ba", data.draw(counts)[:2])})
+    odd = {("layout", 2): timed(("y", "x")), ("gone", 1): timed(("z",))}
+    replicas["odd"] = Replica(1, 0.0, odd)
+    state = SharedState(replicas, {("headline", 1): tally("cab", data.draw(counts))})
+    exclude = data.draw(st.sampled_from([None, "older", "now0"]))
+    many = combined_many(state, WANTED, exclude=exclude)
+    assert len(many) == len(WANTED)
+    for (key, arms, depth), total in zip(WANTED, many, strict=True):
+        one = combined(state, key, arms, depth, exclude=exclude)
+        # and as plain dicts, no packed block anywhere
+        plain = SharedState(
+            {rid: Replica(1, 0.0, dict(r.tallies)) for rid, r in replicas.items()}, state.retired
+        )
+        alone = combined(plain, key, arms, depth, exclude=exclude)
+        for name in ("pulls", "reward_sum", "responses", "errors"):
+            assert (
+                getattr(total, name).tolist()
+                == getattr(one, name).tolist()
+                == (getattr(alone, name).tolist())
+            )
+        assert total.latency_hist.tolist() == alone.latency_hist.tolist()
+        # the sums are what each arm's tallies hold, by name
+        expected = [
+            sum(
+                float(t.stats.pulls[t.arms.index(arm)])
+                for rid, r in [*replicas.items(), ("retired", Replica(0, 0.0, state.retired))]
+                if rid != exclude and key in r.tallies
+                for t in [r.tallies[key]]
+                if arm in t.arms
+            )
+            for arm in arms
+        ]
+        assert total.pulls.tolist() == expected
+        if depth:
+            assert total.recent is not None
+            assert alone.recent is not None
+            assert total.recent.newest == alone.recent.newest
+            assert total.recent.pulls.tolist() == alone.recent.pulls.tolist()
+        else:
+            assert total.recent is None

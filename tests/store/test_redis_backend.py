@@ -347,8 +347,10 @@ def test_a_silent_replica_is_folded_and_then_refused(
     assert KEY in state.retired
     assert _totals(busy.backend).pulls.tolist() == [1, 1]  # unchanged by the fold
     assert _totals(busy.backend).reward_sum.tolist() == [0.1, 0]
-    with pytest.raises(RetiredReplicaError):
+    assert state.folded_seqs == {retired_id: 1}
+    with pytest.raises(RetiredReplicaError) as refused:
         busy.backend.exchange(retired_id, Replica(99, clock(), _tally([5, 0], [0, 0])))
+    assert refused.value.folded_seq == 1  # the push the retired totals hold
 
     assert quiet.sync()  # refused, so it continues as a new replica at once
     assert quiet.replica_id != retired_id
@@ -366,6 +368,57 @@ def test_a_silent_replica_is_folded_and_then_refused(
     assert _totals(busy.backend).pulls.tolist() == [2, 1]
     quiet.close()
     busy.close()
+
+
+def test_a_push_that_landed_without_its_reply_is_not_counted_twice_after_retirement(
+    redis_server: RedisServer, experiments: list[Experiment]
+) -> None:
+    """The lost reply, then the retirement: the folded seq travels back through Lua."""
+    clock = FakeClock()
+
+    def shared() -> SharedStore:
+        backend = RedisBackend(redis_server.url, retention=60, clock=clock)
+        return SharedStore(experiments, backend, scheme="redis", clock=clock)
+
+    sleeper, other = shared(), shared()
+    sleeper.add_pull("headline", 0, clock())
+    assert sleeper.sync()  # acknowledged: 1
+    sleeper.add_pull("headline", 0, clock())
+    exchange = sleeper.backend.exchange
+
+    def reply_lost(replica_id: str, push: Replica) -> SharedState:
+        exchange(replica_id, push)  # merged in Redis ...
+        raise redis.ConnectionError("connection reset")  # ... but the reply never arrives
+
+    sleeper.backend.exchange = reply_lost  # type: ignore[method-assign]
+    assert not sleeper.sync()
+    assert _totals(other.backend).pulls.tolist() == [2, 0]
+    sleeper.backend.exchange = exchange  # type: ignore[method-assign]
+    clock.advance(61)
+    other.add_pull("headline", 1, clock())
+    assert other.sync()  # folds the sleeper's seq 2
+    sleeper.add_pull("headline", 0, clock())
+    assert sleeper.sync()  # refused with seq 2: rebased on it
+    assert _totals(other.backend).pulls.tolist() == [3, 1]  # not 4: nothing twice
+    assert sleeper.statistics("headline", clock()).pulls.tolist() == [3, 1]
+    sleeper.close()
+    other.close()
+
+
+def test_a_tombstone_written_before_format_2_names_no_seq(redis_server: RedisServer) -> None:
+    backend = RedisBackend(redis_server.url, key_prefix="t")
+    raw = redis.Redis.from_url(redis_server.url)
+    raw.hset("t:tombstones", "old", repr(1_700_000_000.0))
+    assert backend.read().tombstones == {"old": 1_700_000_000.0}
+    assert backend.read().folded_seqs == {}
+    with pytest.raises(RetiredReplicaError) as refused:
+        backend.exchange("old", Replica(5, time.time(), _tally([1, 0], [0, 0])))
+    assert refused.value.folded_seq is None
+    raw.hset("t:tombstones", "old", b"soon 3")
+    with pytest.raises(StateError, match="tombstone"):
+        backend.read()
+    raw.close()
+    backend.close()
 
 
 def test_compaction_gives_way_to_a_concurrent_push(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -364,3 +365,138 @@ def test_a_child_forked_while_the_log_lock_is_held_can_still_log(
     assert ours.recv() is False
     assert ours.recv() == 1
     assert join(child) == 0
+
+
+# -- when to sync: next_sync_delay and the loop that follows it -----------------------------
+
+
+def test_a_young_experiment_syncs_sooner_a_mature_one_every_interval(
+    open_shared: Opener, clock: FakeClock
+) -> None:
+    store, veteran = open_shared(interval=1.0), open_shared(interval=1.0)
+    assert store.next_sync_delay(clock.now) == 0.0  # never synced: at once
+    assert store.sync()
+    assert store.next_sync_delay(clock.now) == pytest.approx(0.1)
+    clock.advance(0.5)
+    assert store.next_sync_delay(clock.now) == pytest.approx(0.1)  # nothing new: just look again
+    # young: this replica's one pull is all the pulls it knows of
+    record(store, 0, 1, clock.now)
+    assert store.next_sync_delay(clock.now) == 0.0
+    assert store.sync()
+    record(store, 0, 1, clock.now)
+    clock.advance(0.04)  # never sooner than sync_interval / 10 after the last sync
+    assert store.next_sync_delay(clock.now) == pytest.approx(0.06)
+    clock.advance(0.06)
+    assert store.next_sync_delay(clock.now) == 0.0
+    # mature: the other replicas' thousand pulls dwarf what this one adds in a second
+    record(veteran, 1, 1000, clock.now)
+    assert veteran.sync()
+    assert store.sync()
+    for _ in range(9):
+        record(store, 0, 5, clock.now)  # 45 by the end: < 5% of the 1,002 + 45 known
+        clock.advance(0.1)
+        assert 0.0 < store.next_sync_delay(clock.now) <= 0.1 + 1e-9
+    clock.advance(0.1)
+    assert store.next_sync_delay(clock.now) == 0.0  # sync_interval has passed
+    assert store.sync()
+    record(store, 0, 60, clock.now)  # >= 5% of the 1,107 known: early again
+    clock.advance(0.1)
+    assert store.next_sync_delay(clock.now) == 0.0
+    clock.now -= 60  # the clock went back: sync now, and start counting from there
+    assert store.next_sync_delay(clock.now) == 0.0
+
+
+class LoopClock:
+    """Stands in for the sync thread's stop event: each wait moves the fake clock on.
+
+    ``traffic`` is called after every wait (pulls arriving meanwhile); the
+    loop stops once ``seconds`` have passed.
+    """
+
+    def __init__(self, clock: FakeClock, seconds: float, traffic: Callable[[], None]) -> None:
+        self.clock, self.traffic = clock, traffic
+        self.end = clock.now + seconds  # not a multiple of 0.1 s: no doubt about the last look
+        self.waits: list[float] = []
+
+    def wait(self, delay: float) -> bool:
+        self.waits.append(delay)
+        self.clock.advance(delay)
+        self.traffic()
+        return self.clock.now >= self.end
+
+    def set(self) -> None:
+        pass
+
+
+def run_loop(store: SharedStore, stop: object, clock: FakeClock) -> list[float]:
+    """Run the sync loop with ``stop`` as its stop event; the clock readings of its exchanges."""
+    exchanged: list[float] = []
+    exchange = store.backend.exchange
+
+    def recording(replica_id: str, push: object) -> object:
+        exchanged.append(clock.now)
+        return exchange(replica_id, push)  # type: ignore[arg-type]
+
+    store.backend.exchange = recording  # type: ignore[assignment,method-assign]
+    store._stop = stop  # type: ignore[assignment]
+    store._run()
+    return exchanged
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
+def test_the_loop_syncs_every_tenth_while_young_then_every_interval(
+    open_shared: Opener, clock: FakeClock
+) -> None:
+    young = open_shared(interval=1.0)
+    loop = LoopClock(clock, 0.95, lambda: young.add_pull("headline", 0, clock.now))
+    times = run_loop(young, loop, clock)
+    assert len(times) == 10  # alone with its first ten pulls: each one is 5% or more
+    assert gaps(times) == pytest.approx([0.1] * 9)  # but never sooner than interval / 10
+    assert loop.waits == pytest.approx([0.0] + [0.1] * 10)
+    veteran = open_shared(interval=1.0)
+    record(veteran, 1, 10_000, clock.now)
+    assert veteran.sync()
+    mature = open_shared(interval=1.0)
+    loop = LoopClock(clock, 3.5, lambda: mature.add_pull("headline", 0, clock.now))
+    times = run_loop(mature, loop, clock)
+    assert gaps(times) == pytest.approx([1.0] * 3)  # a pull in 10,000: every sync_interval
+    assert max(loop.waits) <= 0.1 + 1e-9  # the loop looks every sync_interval / 10
+
+
+def test_the_loop_backs_off_on_failures_as_before(open_shared: Opener, clock: FakeClock) -> None:
+    store = open_shared(interval=1.0)
+    start = clock.now
+    exchange = store.backend.exchange
+
+    def down_for_20_seconds(replica_id: str, push: object) -> object:
+        if clock.now - start < 20.0:
+            raise OSError("down")
+        return exchange(replica_id, push)  # type: ignore[arg-type]
+
+    store.backend.exchange = down_for_20_seconds  # type: ignore[assignment,method-assign]
+    loop = LoopClock(clock, 23.5, lambda: None)
+    times = run_loop(store, loop, clock)
+    # at once, then after 2, 4, 8, 8 intervals while down; every interval once back
+    assert loop.waits[:5] == [0.0, 2.0, 4.0, 8.0, 8.0]
+    assert [t - start for t in times] == pytest.approx([0, 2, 6, 14, 22, 23])
+    assert store.backend_up
+
+
+def test_a_stuck_clock_still_syncs_every_interval_of_real_waiting(
+    open_shared: Opener, clock: FakeClock
+) -> None:
+    store = open_shared(interval=1.0)
+    waits: list[float] = []
+
+    class Frozen:  # waits pass, the store's clock does not move
+        def wait(self, delay: float) -> bool:
+            waits.append(delay)
+            return sum(waits) >= 3.05
+
+        def set(self) -> None:
+            pass
+
+    assert len(run_loop(store, Frozen(), clock)) == 4  # at 0, 1, 2 and 3 s of waiting

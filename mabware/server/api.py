@@ -1,0 +1,345 @@
+"""The REST API: the MAB E-Commerce Optimizer's endpoints, and what mabware adds.
+
+Clients of that project work unchanged (same paths, same body names:
+``experiment_id``, ``arm_ids``, ``strategy`` in any case,
+``strategy_params``, ``arm_id``, ``reward``; create answers 201, a
+duplicate 409). What mabware adds sits beside those names: decision ids,
+propensities, reward ranges, a ``value`` alias for ``reward``, per-arm
+statistics, arm switches and resets.
+
+Counting: ``GET /decision`` counts a pull of the arm it answers (unless the
+experiment is disabled); ``POST /reward`` adds a reward to an arm's sum.
+An arm's mean is therefore reward per decision, and a client that reports
+only successes (reward 1.0) and stays silent on failures learns correctly.
+
+Every refusal is an RFC 9457 problem naming the field (``mabware.server._json``),
+and a refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from mabware.experiment import Experiment
+from mabware.server import _json as j
+from mabware.server import _settings as settings
+from mabware.server._auth import check_bearer
+from mabware.server._problems import UNKNOWN_EXPERIMENT, ProblemError
+from mabware.server._registry import Entries, Entry
+from mabware.server._service import Runtime, Service
+
+#: a decision id: version, arm index, propensity in millionths, 48 random bits
+DECISION_ID_PATTERN = r"^([0-9]{1,9})-([0-9]{1,4})-([0-9]{1,7})-[0-9a-f]{12}$"
+_DECISION_ID = re.compile(DECISION_ID_PATTERN)
+#: decisions rewarded recently, per worker (reward mode "once": a retry is not counted twice)
+_REMEMBERED = 100_000
+
+
+class Api:
+    """The REST endpoints over a ``Service``; ``routes`` mounts them.
+
+    Args:
+        service: registry, store and runtime.
+        write_token: bearer token of every mutation (None: no check).
+        read_token: bearer token that reads (the write token reads too).
+    """
+
+    def __init__(
+        self, service: Service, *, write_token: str | None, read_token: str | None
+    ) -> None:
+        self.service = service
+        self._write = write_token.encode() if write_token else None
+        self._read = read_token.encode() if read_token else None
+        self._rewarded: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._rewarded_lock = threading.Lock()
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/health", self.health, methods=["GET"]),
+            # one route per path, so a 405's Allow lists every method of the path
+            Route("/experiments", self.experiments, methods=["GET", "POST"]),
+            Route("/experiments/{experiment_id}", self.show, methods=["GET"]),
+            Route("/experiments/{experiment_id}/arms", self.add_arms, methods=["POST"]),
+            Route(
+                "/experiments/{experiment_id}/arms/{arm_id}/{switch:str}",
+                self.switch_arm,
+                methods=["POST"],
+            ),
+            Route("/experiments/{experiment_id}/reset", self.reset, methods=["POST"]),
+            Route("/decision", self.decision, methods=["GET"]),
+            Route("/reward", self.reward, methods=["POST"]),
+            Route("/config", self.config, methods=["POST"]),
+        ]
+
+    # -- auth ----------------------------------------------------------------------
+
+    def _may_read(self, request: Request) -> None:
+        if self._read is None or self._write is None:
+            check_bearer(request, self._read or self._write)
+            return
+        try:
+            check_bearer(request, self._read)
+        except ProblemError:
+            check_bearer(request, self._write)
+
+    def _may_write(self, request: Request) -> None:
+        check_bearer(request, self._write)
+
+    # -- endpoints -----------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        """Always 200 while the process serves: ``{"status": "ok"}``."""
+        return JSONResponse({"status": "ok"})
+
+    async def experiments(self, request: Request) -> Response:
+        """``GET``: list; ``POST``: create."""
+        if request.method == "POST":
+            return await self.create(request)
+        return await self.list_experiments(request)
+
+    async def create(self, request: Request) -> Response:
+        self._may_write(request)
+        doc = await j.json_object(request)
+        j.only(doc, settings.CREATE_FIELDS)
+        name = j.string(doc, "experiment_id", ident=True)
+        assert name is not None
+        arms = j.string_list(doc, "arm_ids", min_items=2)
+        entry = settings.entry(doc, name, arms, self.service.clock())
+
+        def add(entries: Entries) -> Entries:
+            if name in entries:
+                raise ProblemError(409, f"experiment {name!r} exists already")
+            return {**entries, name: entry}
+
+        runtime = self.service.update(add)
+        # quoted: a header is latin-1, an id is any text but "/"
+        location = f"/experiments/{quote(name, safe='')}"
+        body = self._body(runtime, name)
+        return JSONResponse(body, status_code=201, headers={"Location": location})
+
+    async def list_experiments(self, request: Request) -> Response:
+        self._may_read(request)
+        runtime = self.service.current()
+        return JSONResponse({"experiments": [self._body(runtime, n) for n in runtime.entries]})
+
+    async def show(self, request: Request) -> Response:
+        self._may_read(request)
+        runtime, name = self._located(request.path_params["experiment_id"])
+        return JSONResponse(self._body(runtime, name))
+
+    async def decision(self, request: Request) -> Response:
+        self._may_read(request)
+        query = request.query_params
+        for field in query:
+            if field not in ("experiment_id", "unit_id"):
+                j.invalid(
+                    field,
+                    query[field],
+                    "no such parameter; the parameters are experiment_id, unit_id",
+                    status=400,
+                )
+        if "experiment_id" not in query:
+            j.missing("experiment_id", "the experiment's id")
+        unit_id = j.string(query, "unit_id", required=False, max_length=256)  # text, any id
+        runtime, name = self._located(query["experiment_id"])
+        d = runtime.decide(name, unit_id, self.service.clock())
+        entry = runtime.entries[name]
+        decision_id = (
+            f"{d.version}-{d.arm_index}-{round(d.propensity * 1_000_000)}-{secrets.token_hex(6)}"
+        )
+        return JSONResponse(
+            {
+                "experiment_id": name,
+                "arm_id": d.arm,
+                "strategy": entry.strategy,
+                "metadata": {"arms": list(entry.experiment.arm_names)},
+                "decision_id": decision_id,
+                "propensity": d.propensity,
+                "version": d.version,
+                "counted": d.counted,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def reward(self, request: Request) -> Response:
+        self._may_write(request)
+        doc = await j.json_object(request)
+        j.only(doc, ("experiment_id", "arm_id", "decision_id", "reward", "value"))
+        name = j.string(doc, "experiment_id")
+        assert name is not None
+        runtime = self.service.knowing(name)
+        if name not in runtime.entries:
+            j.invalid("experiment_id", name, "the id of an existing experiment")
+        exp = runtime.entries[name].experiment
+        low, high = exp.reward_range
+        if "reward" in doc and "value" in doc:
+            j.invalid("value", doc["value"], "either reward or value, not both")
+        value = j.number(doc, "value" if "value" in doc else "reward", low, high)
+        arm_index, propensity, decision_id = self._rewarded_arm(doc, exp)
+        if decision_id is not None and exp.reward_mode == "once" and not self._first(decision_id):
+            counted = False  # a retry of a reward already counted here
+        else:
+            runtime.reward(name, arm_index, value, propensity, self.service.clock())
+            counted = True
+        return JSONResponse(
+            {
+                "status": "ok",  # the MAB E-Commerce Optimizer's answer starts so
+                "experiment_id": name,
+                "arm_id": exp.arm_names[arm_index],
+                "strategy": runtime.entries[name].strategy,
+                "reward": value,
+                "decision_id": decision_id,
+                "counted": counted,
+            }
+        )
+
+    async def add_arms(self, request: Request) -> Response:
+        self._may_write(request)
+        runtime, name = self._located(request.path_params["experiment_id"])
+        doc = await j.json_object(request)
+        j.only(doc, ("arm_ids",))
+        new = j.string_list(doc, "arm_ids", min_items=1)
+        known = runtime.entries[name].experiment.arm_names
+        for arm in new:
+            if arm in known:
+                j.invalid("arm_ids", new, f"arms not in the experiment yet ({arm!r} is)")
+
+        def add(entries: Entries) -> Entries:
+            entry = _existing(entries, name)
+            exp = entry.experiment
+            arms = {**exp.payloads, **dict.fromkeys(new)}
+            exp = settings.replaced(exp, ("arm_ids", new), arms=arms)
+            return {**entries, name: replace(entry, experiment=exp)}
+
+        return JSONResponse(self._body(self.service.update(add), name))
+
+    async def config(self, request: Request) -> Response:
+        self._may_write(request)
+        doc = await j.json_object(request)
+        j.only(doc, ("experiment_id", "strategy", "strategy_params"))
+        name = j.string(doc, "experiment_id")
+        assert name is not None
+        if name not in self.service.knowing(name).entries:
+            j.invalid("experiment_id", name, "the id of an existing experiment")
+        strategy = settings.strategy(doc, required=True)
+        params = j.mapping(doc, "strategy_params")
+        policy = settings.policy(strategy, params)
+
+        def swap(entries: Entries) -> Entries:
+            entry = _existing(entries, name)
+            exp = settings.replaced(entry.experiment, ("strategy", strategy), policy=policy)
+            return {
+                **entries,
+                name: replace(entry, experiment=exp, strategy=strategy, strategy_params=params),
+            }
+
+        return JSONResponse(self._body(self.service.update(swap), name))
+
+    async def switch_arm(self, request: Request) -> Response:
+        self._may_write(request)
+        runtime, name = self._located(request.path_params["experiment_id"])
+        arm, switch = request.path_params["arm_id"], request.path_params["switch"]
+        if switch not in ("disable", "enable"):
+            raise ProblemError(404, f"no such action {switch!r}; use disable or enable")
+        if arm not in runtime.entries[name].experiment.arms:
+            raise ProblemError(404, f"experiment {name!r} has no arm {arm!r}")
+
+        def flip(entries: Entries) -> Entries:
+            entry = _existing(entries, name)
+            off = entry.disabled_arms - {arm} if switch == "enable" else entry.disabled_arms | {arm}
+            return {**entries, name: replace(entry, disabled_arms=frozenset(off))}
+
+        return JSONResponse(self._body(self.service.update(flip), name))
+
+    async def reset(self, request: Request) -> Response:
+        """A new version: visitors and decisions are assigned afresh; old data stays stored."""
+        self._may_write(request)
+        _, name = self._located(request.path_params["experiment_id"])
+
+        def bump(entries: Entries) -> Entries:
+            entry = _existing(entries, name)
+            exp = settings.replaced(entry.experiment, version=entry.experiment.version + 1)
+            return {**entries, name: replace(entry, experiment=exp)}
+
+        return JSONResponse(self._body(self.service.update(bump), name))
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _located(self, name: str) -> tuple[Runtime, str]:
+        runtime = self.service.knowing(name)  # perhaps created by another worker just now
+        if name not in runtime.entries:
+            raise ProblemError(
+                404,
+                f"no experiment {name[:120]!r}",
+                type=UNKNOWN_EXPERIMENT,
+                title="Unknown experiment",
+            )
+        return runtime, name
+
+    def _body(self, runtime: Runtime, name: str) -> dict[str, Any]:
+        entry = runtime.entries[name]
+        summary = runtime.summary(name, self.service.clock()).to_json()
+        return {
+            "experiment_id": name,
+            "arm_ids": list(entry.experiment.arm_names),
+            "strategy": entry.strategy,
+            "strategy_params": dict(entry.strategy_params),
+            "disabled_arms": sorted(entry.disabled_arms),
+            **{k: v for k, v in summary.items() if k != "experiment"},
+        }
+
+    def _rewarded_arm(
+        self, doc: Mapping[str, Any], exp: Experiment
+    ) -> tuple[int, float | None, str | None]:
+        """(arm index, propensity, decision id) from ``arm_id`` or ``decision_id``."""
+        if "decision_id" in doc:
+            decision_id = j.string(doc, "decision_id", max_length=64)
+            assert decision_id is not None
+            match = _DECISION_ID.fullmatch(decision_id)
+            if match is None:
+                j.invalid("decision_id", decision_id, "a decision_id from GET /decision")
+            version, index, millionths = (int(g) for g in match.groups())
+            if version != exp.version or index >= len(exp.arms):
+                j.invalid(
+                    "decision_id",
+                    decision_id,
+                    f"a decision of version {exp.version} (the experiment was reset)",
+                )
+            if "arm_id" in doc and doc["arm_id"] != exp.arm_names[index]:
+                j.invalid("arm_id", doc["arm_id"], f"the decision's arm, {exp.arm_names[index]!r}")
+            return index, max(millionths, 1) / 1_000_000, decision_id
+        if "arm_id" not in doc:
+            j.missing("arm_id", "the arm's id, or a decision_id from GET /decision")
+        arm = j.string(doc, "arm_id")
+        if arm is None or arm not in exp.arms:
+            j.invalid("arm_id", arm, f"one of the experiment's arms: {', '.join(exp.arm_names)}")
+        return exp.arm_index(arm), None, None
+
+    def _first(self, decision_id: str) -> bool:
+        """True the first time this worker sees ``decision_id`` rewarded."""
+        with self._rewarded_lock:
+            if decision_id in self._rewarded:
+                return False
+            self._rewarded[decision_id] = None
+            if len(self._rewarded) > _REMEMBERED:
+                self._rewarded.popitem(last=False)
+            return True
+
+
+def _existing(entries: Entries, name: str) -> Entry:
+    """The entry, or 404 if another worker removed it meanwhile."""
+    if name not in entries:
+        raise ProblemError(404, f"no experiment {name!r}", type=UNKNOWN_EXPERIMENT)
+    return entries[name]
