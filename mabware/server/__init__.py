@@ -76,7 +76,7 @@ def create_app(
     if not (isinstance(retention, int | float) and math.isfinite(retention) and retention > 0):
         raise ConfigError(f"retention must be a number of seconds > 0, got {retention!r}")
     backend = open_backend(store_url, retention=float(retention))
-    sync = SyncEndpoints(backend, token=token)
+    sync = SyncEndpoints(backend, token=token, read_token=read_token)
     scheme = store_url.partition(":")[0].lower()
     service = Service(open_registry(store_url, backend), backend, scheme=scheme,
                       sync_interval=sync_interval)  # fmt: skip
@@ -97,8 +97,8 @@ def create_app(
 
     return Starlette(
         routes=[
+            *sync.routes,  # first: the busiest route matches at once
             *api.routes,
-            *sync.routes,
             *openapi.routes(secured=token is not None),
             Mount("/dashboard", dashboard),
             Route("/metrics", metrics, methods=["GET", "HEAD"]),

@@ -32,3 +32,17 @@ def check_bearer(request: Request, token: bytes | None) -> None:
             "the bearer token is not valid",
             headers={"WWW-Authenticate": f'{_REALM}, error="invalid_token"'},
         )
+
+
+def check_reader(request: Request, read_token: bytes | None, write_token: bytes | None) -> None:
+    """Pass if the request may read: it carries the read token or the write token.
+
+    With only one of the two tokens configured, that one is needed (or none).
+    """
+    if read_token is None or write_token is None:
+        check_bearer(request, read_token or write_token)
+        return
+    try:
+        check_bearer(request, read_token)
+    except ProblemError:
+        check_bearer(request, write_token)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from mabware import policies
 from mabware.server import _json as j
 from mabware.server import _settings as settings
-from mabware.server.api import DECISION_ID_PATTERN
+from mabware.server._decision_ids import DECISION_ID_PATTERN
 
 ID: dict[str, Any] = {
     "type": "string",

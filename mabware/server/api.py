@@ -18,11 +18,6 @@ and a refused request changes nothing.
 
 from __future__ import annotations
 
-import collections
-import re
-import secrets
-import threading
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
@@ -31,19 +26,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from mabware.experiment import Experiment
+from mabware.server import _decision_ids as decision_ids
 from mabware.server import _json as j
 from mabware.server import _settings as settings
-from mabware.server._auth import check_bearer
+from mabware.server._auth import check_bearer, check_reader
 from mabware.server._problems import UNKNOWN_EXPERIMENT, ProblemError
 from mabware.server._registry import Entries, Entry
 from mabware.server._service import Runtime, Service
-
-#: a decision id: version, arm index, propensity in millionths, 48 random bits
-DECISION_ID_PATTERN = r"^([0-9]{1,9})-([0-9]{1,4})-([0-9]{1,7})-[0-9a-f]{12}$"
-_DECISION_ID = re.compile(DECISION_ID_PATTERN)
-#: decisions rewarded recently, per worker (reward mode "once": a retry is not counted twice)
-_REMEMBERED = 100_000
 
 
 class Api:
@@ -61,8 +50,8 @@ class Api:
         self.service = service
         self._write = write_token.encode() if write_token else None
         self._read = read_token.encode() if read_token else None
-        self._rewarded: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._rewarded_lock = threading.Lock()
+        # reward mode "once": a retry of a rewarded decision is not counted twice
+        self._rewarded = decision_ids.Remembered()
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -86,13 +75,7 @@ class Api:
     # -- auth ----------------------------------------------------------------------
 
     def _may_read(self, request: Request) -> None:
-        if self._read is None or self._write is None:
-            check_bearer(request, self._read or self._write)
-            return
-        try:
-            check_bearer(request, self._read)
-        except ProblemError:
-            check_bearer(request, self._write)
+        check_reader(request, self._read, self._write)
 
     def _may_write(self, request: Request) -> None:
         check_bearer(request, self._write)
@@ -156,9 +139,7 @@ class Api:
         runtime, name = self._located(query["experiment_id"])
         d = runtime.decide(name, unit_id, self.service.clock())
         entry = runtime.entries[name]
-        decision_id = (
-            f"{d.version}-{d.arm_index}-{round(d.propensity * 1_000_000)}-{secrets.token_hex(6)}"
-        )
+        decision_id = decision_ids.new(d.version, d.arm_index, d.propensity)
         return JSONResponse(
             {
                 "experiment_id": name,
@@ -187,8 +168,12 @@ class Api:
         if "reward" in doc and "value" in doc:
             j.invalid("value", doc["value"], "either reward or value, not both")
         value = j.number(doc, "value" if "value" in doc else "reward", low, high)
-        arm_index, propensity, decision_id = self._rewarded_arm(doc, exp)
-        if decision_id is not None and exp.reward_mode == "once" and not self._first(decision_id):
+        arm_index, propensity, decision_id = decision_ids.rewarded_arm(doc, exp)
+        if (
+            decision_id is not None
+            and exp.reward_mode == "once"
+            and not self._rewarded.first(decision_id)
+        ):
             counted = False  # a retry of a reward already counted here
         else:
             runtime.reward(name, arm_index, value, propensity, self.service.clock())
@@ -299,43 +284,6 @@ class Api:
             "disabled_arms": sorted(entry.disabled_arms),
             **{k: v for k, v in summary.items() if k != "experiment"},
         }
-
-    def _rewarded_arm(
-        self, doc: Mapping[str, Any], exp: Experiment
-    ) -> tuple[int, float | None, str | None]:
-        """(arm index, propensity, decision id) from ``arm_id`` or ``decision_id``."""
-        if "decision_id" in doc:
-            decision_id = j.string(doc, "decision_id", max_length=64)
-            assert decision_id is not None
-            match = _DECISION_ID.fullmatch(decision_id)
-            if match is None:
-                j.invalid("decision_id", decision_id, "a decision_id from GET /decision")
-            version, index, millionths = (int(g) for g in match.groups())
-            if version != exp.version or index >= len(exp.arms):
-                j.invalid(
-                    "decision_id",
-                    decision_id,
-                    f"a decision of version {exp.version} (the experiment was reset)",
-                )
-            if "arm_id" in doc and doc["arm_id"] != exp.arm_names[index]:
-                j.invalid("arm_id", doc["arm_id"], f"the decision's arm, {exp.arm_names[index]!r}")
-            return index, max(millionths, 1) / 1_000_000, decision_id
-        if "arm_id" not in doc:
-            j.missing("arm_id", "the arm's id, or a decision_id from GET /decision")
-        arm = j.string(doc, "arm_id")
-        if arm is None or arm not in exp.arms:
-            j.invalid("arm_id", arm, f"one of the experiment's arms: {', '.join(exp.arm_names)}")
-        return exp.arm_index(arm), None, None
-
-    def _first(self, decision_id: str) -> bool:
-        """True the first time this worker sees ``decision_id`` rewarded."""
-        with self._rewarded_lock:
-            if decision_id in self._rewarded:
-                return False
-            self._rewarded[decision_id] = None
-            if len(self._rewarded) > _REMEMBERED:
-                self._rewarded.popitem(last=False)
-            return True
 
 
 def _existing(entries: Entries, name: str) -> Entry:

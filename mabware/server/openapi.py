@@ -73,7 +73,8 @@ def _service_paths() -> dict[str, Any]:
             }
         },
         "/metrics": page("getMetrics", "Prometheus metrics", "text/plain"),
-        "/dashboard": page("getDashboard", "The dashboard (HTML, no JavaScript)", "text/html"),
+        # the dashboard is mounted: /dashboard redirects here
+        "/dashboard/": page("getDashboard", "The dashboard (HTML, no JavaScript)", "text/html"),
     }
 
 

@@ -48,7 +48,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mabware._ratelimit import OncePerInterval
-from mabware.server._auth import check_bearer
+from mabware.server._auth import check_bearer, check_reader
 from mabware.server._problems import (
     INVALID_PUSH,
     RETIRED_REPLICA,
@@ -79,7 +79,8 @@ class SyncEndpoints:
 
     Args:
         backend: where the merged state lives (``mabware.server._state``).
-        token: the bearer token every request must carry; None: no check.
+        token: the write token: pushes need it (and it reads too); None: no check.
+        read_token: a token that reads the snapshot but cannot push.
         max_body: the largest push accepted, in bytes.
         clock: wall-clock seconds, stamped on every push as ``seen``.
     """
@@ -89,11 +90,13 @@ class SyncEndpoints:
         backend: Backend,
         *,
         token: str | None = None,
+        read_token: str | None = None,
         max_body: int = MAX_BODY,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.backend = backend
         self._token = token.encode() if token is not None else None
+        self._read_token = read_token.encode() if read_token is not None else None
         self.max_body = max_body
         self._clock = clock
         self._log = OncePerInterval(logger)
@@ -111,6 +114,8 @@ class SyncEndpoints:
         """Merge the posted push; answer the merged state."""
         check_bearer(request, self._token)
         media_type = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        if not media_type and request.headers.get("Content-Length", "0") == "0":
+            raise _invalid("a push is required: the body is empty")
         if media_type != MEDIA_TYPE:
             raise ProblemError(
                 415,
@@ -137,7 +142,7 @@ class SyncEndpoints:
 
     async def snapshot(self, request: Request) -> Response:
         """The merged state with a strong ETag; 304 if ``If-None-Match`` has it."""
-        check_bearer(request, self._token)
+        check_reader(request, self._read_token, self._token)
         data, etag = await run_in_threadpool(self._read)
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         if _etag_matches(request.headers.get("If-None-Match"), etag):
@@ -243,10 +248,11 @@ class _GroupCommit:
 def _decode(body: bytes) -> tuple[str, Replica]:
     """The push in ``body``; ProblemError 422 naming what is wrong."""
     try:
-        wire = msgpack.unpackb(body, raw=False)
+        wire = msgpack.unpackb(body, raw=False, ext_hook=_no_extensions)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         reason = str(exc) or type(exc).__name__
         raise _invalid(f"the body is not msgpack ({reason})") from None
+    _check_plain(wire)
     if not isinstance(wire, dict):
         kind = type(wire).__name__
         raise _invalid(f"a push is a msgpack map, got {kind}")
@@ -254,6 +260,38 @@ def _decode(body: bytes) -> tuple[str, Replica]:
         return replica_from_wire(wire)
     except StateError as exc:
         raise _invalid(f"invalid push: {exc}") from None
+
+
+#: deepest nesting of maps and arrays a push may have (a real one has 4)
+MAX_DEPTH = 32
+
+
+def _no_extensions(code: int, data: bytes) -> object:
+    raise ValueError(f"msgpack extension type {code} is not allowed in a push")
+
+
+def _check_plain(wire: object) -> None:
+    """Refuse what a push never holds: deep nesting, non-string keys, timestamps.
+
+    msgpack decodes timestamps (extension -1) itself, without ``ext_hook``,
+    and lets ``bytes`` keys through; a walk over the decoded push (iterative:
+    a hostile depth must not exhaust the stack) catches both.
+    """
+    stack: list[tuple[object, int, str]] = [(wire, 1, "push")]
+    while stack:
+        value, depth, where = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise _invalid(f"{where}: nested deeper than {MAX_DEPTH} levels")
+            if isinstance(value, dict):
+                for key, member in value.items():
+                    if not isinstance(key, str):
+                        raise _invalid(f"{where}: map keys must be strings, got {key!r:.40}")
+                    stack.append((member, depth + 1, f"{where}.{key[:40]}"))
+            else:
+                stack.extend((item, depth + 1, f"{where}[{i}]") for i, item in enumerate(value))
+        elif isinstance(value, msgpack.Timestamp | msgpack.ExtType):
+            raise _invalid(f"{where}: msgpack extension types are not allowed in a push")
 
 
 def _invalid(detail: str) -> ProblemError:

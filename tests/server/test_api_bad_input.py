@@ -22,8 +22,8 @@ from mabware.server import create_app
 STILL_ANSWERING = [
     "/health",
     "/snapshot",
-    # "/metrics",
-    # "/dashboard",
+    "/metrics",
+    "/dashboard/",
 ]
 JSON = {"Content-Type": "application/json"}
 EXP = "cta"

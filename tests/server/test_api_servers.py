@@ -3,8 +3,8 @@
 Two ``create_app`` processes on one file store are two workers of
 ``mabware serve --workers 2``: what one creates the other serves, and a
 reward on one reaches the statistics the other answers within two sync
-intervals. A gigabyte streamed to ``/reward`` is refused with 413 while
-the server's memory stays where it was.
+intervals. A gigabyte streamed to ``/reward`` or ``/sync`` is refused
+with 413 while the server's memory stays where it was.
 """
 
 from __future__ import annotations
@@ -66,7 +66,12 @@ def test_two_workers_on_one_file_store_serve_the_same_experiments(workers):
     assert rewards(a, "hero") == [0.0, 1.0]  # the hot swap kept the data
 
 
-def test_a_gigabyte_streamed_to_reward_is_413_in_bounded_memory(tmp_path):
+@pytest.mark.parametrize(
+    ("path", "media_type", "limit"),
+    [("/reward", "application/json", "a JSON body is at most 65536 bytes"),
+     ("/sync", "application/msgpack", "a push is at most 8388608 bytes")],
+)  # fmt: skip
+def test_a_gigabyte_streamed_is_413_in_bounded_memory(tmp_path, path, media_type, limit):
     with uvicorn_server(f"file:{tmp_path}/state", tmp_path / "server.log") as server:
         before = server.rss()
         sent = 0
@@ -79,14 +84,11 @@ def test_a_gigabyte_streamed_to_reward_is_413_in_bounded_memory(tmp_path):
                 yield chunk
 
         response = httpx.post(
-            f"{server.url}/reward",
-            content=gigabyte(),
-            headers={"Content-Type": "application/json"},
-            timeout=120,
+            server.url + path, content=gigabyte(), headers={"Content-Type": media_type}, timeout=120
         )
         assert response.status_code == 413, response.text
         assert sent == 1 << 30  # the whole gigabyte went out
-        assert response.json()["detail"] == "a JSON body is at most 65536 bytes"
+        assert response.json()["detail"] == limit
         assert server.rss() - before < 64 << 20
         # and the server goes on serving
         assert httpx.get(f"{server.url}/snapshot").status_code == 200

@@ -50,7 +50,7 @@ def test_serve_warns_when_exposed_without_a_token(uvicorn_runs, monkeypatch):
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--store", "redis://x"], "memory:"),
+        (["--store", "http://x"], "memory:"),
         (["--store", "memory:", "--token", ""], "token"),
         (["--store", "memory:", "--retention", "0"], "retention"),
     ],
@@ -67,3 +67,11 @@ def test_serve_without_uvicorn_says_what_to_install(monkeypatch):
     result = CliRunner().invoke(main, ["serve", "--store", "memory:"])
     assert result.exit_code == 1
     assert "pip install 'mabware[server]'" in result.output
+
+
+@pytest.mark.parametrize(("args", "logged"), [([], False), (["--access-log"], True)])
+def test_the_access_log_is_off_unless_asked_for(uvicorn_runs, args, logged):
+    result = CliRunner().invoke(main, ["serve", "--store", "memory:", *args])
+    assert result.exit_code == 0, result.output
+    (call,) = uvicorn_runs
+    assert call["access_log"] is logged

@@ -305,7 +305,7 @@ def test_unknown_paths_and_methods_are_problems_too(serve):
 @pytest.mark.parametrize(
     ("store", "kwargs"),
     [
-        ("redis://localhost", {}),
+        ("http://localhost", {}),
         ("file:", {}),
         ("memory:x", {}),
         ("memory:", {"token": ""}),

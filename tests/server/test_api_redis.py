@@ -1,0 +1,72 @@
+"""The REST API on a ``redis://`` store: two server workers on one real Redis.
+
+Two ``create_app`` instances on one Redis act like two workers of
+``mabware serve --store redis://...`` (or two hosts): the experiment
+registry lives in Redis beside the merged statistics, so an experiment
+created on one is served by the other, and both count into one exact total.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from api_client import Client
+from redis_server import running_redis
+
+from mabware.server import create_app
+
+
+def _arms(client: Client) -> dict[str, tuple[float, float]]:
+    body = client.get("/experiments/cta").json()
+    return {a["arm"]: (a["pulls"], a["reward_sum"]) for a in body["arms"]}
+
+
+def test_two_workers_share_experiments_and_statistics(tmp_path: Path) -> None:
+    with running_redis(tmp_path) as redis_server:
+        first = Client(create_app(redis_server.url, sync_interval=0.2))
+        second = Client(create_app(redis_server.url, sync_interval=0.2))
+        try:
+            created = first.post("/experiments", json={"experiment_id": "cta",
+                                                      "arm_ids": ["blue", "green"]})  # fmt: skip
+            assert created.status_code == 201
+            # the second worker learns of it on the first request that names it
+            decision = second.get("/decision", params={"experiment_id": "cta"})
+            assert decision.status_code == 200, decision.text
+            decisions = {"blue": 0, "green": 0}
+            for client in (first, second) * 10:
+                arm = client.get("/decision", params={"experiment_id": "cta"}).json()["arm_id"]
+                decisions[arm] += 1
+                reward = client.post("/reward", json={"experiment_id": "cta", "arm_id": arm,
+                                                      "reward": 0.5})  # fmt: skip
+                assert reward.status_code == 200
+            decisions[decision.json()["arm_id"]] += 1
+            expected = {arm: (float(n), 0.5 * n - 0.5 * (arm == decision.json()["arm_id"]))
+                        for arm, n in decisions.items()}  # fmt: skip
+            deadline = time.monotonic() + 5
+            while _arms(first) != expected and time.monotonic() < deadline:
+                time.sleep(0.05)  # both replicas push within one sync_interval
+            assert _arms(first) == expected
+            assert _arms(second) == expected
+        finally:
+            first.close()
+            second.close()
+
+
+def test_a_config_change_on_one_worker_reaches_the_other(tmp_path: Path) -> None:
+    with running_redis(tmp_path) as redis_server:
+        first = Client(create_app(redis_server.url))
+        second = Client(create_app(redis_server.url))
+        try:
+            first.post("/experiments", json={"experiment_id": "cta", "arm_ids": ["a", "b"]})
+            assert second.get("/experiments/cta").json()["strategy"] == "thompson"
+            swapped = first.post("/config", json={"experiment_id": "cta", "strategy": "UCB1"})
+            assert swapped.status_code == 200
+            deadline = time.monotonic() + 2
+            while (second.get("/experiments/cta").json()["policy"]["name"] != "ucb1"
+                   and time.monotonic() < deadline):  # fmt: skip
+                time.sleep(0.05)  # the registry revision is re-read every 0.25 s
+            assert second.get("/experiments/cta").json()["policy"]["name"] == "ucb1"
+        finally:
+            first.close()
+            second.close()
