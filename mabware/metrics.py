@@ -77,15 +77,12 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import weakref
-from collections import Counter as Tally
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
 
 try:
     from prometheus_client import REGISTRY, CollectorRegistry, make_asgi_app, make_wsgi_app
-    from prometheus_client.core import GaugeMetricFamily, Metric
     from prometheus_client.multiprocess import MultiProcessCollector
     from prometheus_client.registry import Collector
 except ImportError as exc:  # an optional extra: say which one
@@ -93,10 +90,10 @@ except ImportError as exc:  # an optional extra: say which one
         "mabware.metrics needs prometheus-client: pip install 'mabware[metrics]'"
     ) from exc
 
+from mabware._gauges import Live, Reporting
 from mabware._instruments import Instruments
 from mabware.engine import Engine
 from mabware.exceptions import ConfigError
-from mabware.store import SharedStore, Store
 
 __all__ = [
     "Reporting",
@@ -127,7 +124,7 @@ def multiprocess() -> bool:
 class _Hooked:
     """What ``register_engine`` made for one engine."""
 
-    def __init__(self, instruments: Instruments, live: _Live) -> None:
+    def __init__(self, instruments: Instruments, live: Live) -> None:
         self.instruments = instruments
         self.live = live
         self.registries: weakref.WeakSet[CollectorRegistry] = weakref.WeakSet()
@@ -172,7 +169,7 @@ def register_engine(engine: Engine, registry: CollectorRegistry | None = None) -
         if hooked is None:
             instruments = _instruments()
             instruments.attach(engine)
-            hooked = _hooked[engine] = _Hooked(instruments, _Live(engine))
+            hooked = _hooked[engine] = _Hooked(instruments, Live(engine))
         if registry in hooked.registries:
             return
         collectors: list[Collector] = [hooked.live]
@@ -220,7 +217,7 @@ def source_registry(source: Reporting) -> tuple[CollectorRegistry, Instruments, 
     else:
         for collector in instruments.collectors():
             registry.register(collector)
-    registry.register(_Live(source))
+    registry.register(Live(source))
     return registry, instruments, _MetricsApp(registry)
 
 
@@ -271,85 +268,3 @@ class _MetricsApp:
             await send({"type": "http.response.body", "body": body})
             return
         await self._app(scope, receive, send)
-
-
-class Reporting(Protocol):
-    """What the scrape-time gauges read: an ``Engine``, or the server's service."""
-
-    @property
-    def store(self) -> Store:
-        """Where the statistics are (backend health, state age)."""
-        ...
-
-    def report(self) -> dict[str, Any]:
-        """``Plans.report``'s plain data."""
-        ...
-
-
-class _Live(Collector):
-    """The gauges read at scrape time from the process that answers."""
-
-    def __init__(self, engine: Reporting) -> None:
-        self._engine = weakref.ref(engine)  # the registry must not keep an engine alive
-
-    def describe(self) -> Iterator[Metric]:
-        """The families (no samples), so a registry can refuse duplicated names."""
-        return iter(_families())
-
-    def collect(self) -> Iterator[Metric]:
-        """Allocation, what the learning sees, active guardrails, backend health."""
-        engine = self._engine()
-        if engine is None:
-            return iter(())
-        allocation, pulls, reward_sum, active, up, age = families = _families()
-        for name, exp in engine.report()["experiments"].items():
-            for arm, row in exp["arms"].items():
-                allocation.add_metric([name, arm], row["share"])
-                pulls.add_metric([name, arm], row["pulls"])
-                reward_sum.add_metric([name, arm], row["reward_sum"])
-            trips = Tally((trip["reason"], trip["arm"] or "") for trip in exp["trips"])
-            for (reason, arm), count in sorted(trips.items()):
-                active.add_metric([name, reason, arm], count)
-        store = engine.store
-        if isinstance(store, SharedStore):
-            up.add_metric([store.scheme], 1.0 if store.backend_up else 0.0)
-            seconds = store.state_age(time.time())
-            age.add_metric([store.scheme], float("inf") if seconds is None else seconds)
-        else:  # nothing shared: nothing can be down or stale
-            up.add_metric([store.scheme], 1.0)
-        return iter(families)
-
-
-def _families() -> tuple[GaugeMetricFamily, ...]:
-    arm = ["experiment", "arm"]
-    return (
-        GaugeMetricFamily(
-            "mabware_allocation", "Current share of new visitors per arm (0..1).", labels=arm
-        ),
-        GaugeMetricFamily(
-            "mabware_global_pulls",
-            "Pulls the allocation is computed from: every replica as of the last sync, "
-            "plus this process's own.",
-            labels=arm,
-        ),
-        GaugeMetricFamily(
-            "mabware_global_reward_sum",
-            "Reward sum the allocation is computed from (as mabware_global_pulls).",
-            labels=arm,
-        ),
-        GaugeMetricFamily(
-            "mabware_guardrail_active",
-            "Guardrails acting on the current allocation (arm empty: experiment-wide).",
-            labels=["experiment", "reason", "arm"],
-        ),
-        GaugeMetricFamily(
-            "mabware_backend_up",
-            "1 if the last exchange with the store succeeded.",
-            labels=["store"],
-        ),
-        GaugeMetricFamily(
-            "mabware_state_age_seconds",
-            "Seconds since the shared state was last pulled (+Inf before the first pull).",
-            labels=["store"],
-        ),
-    )

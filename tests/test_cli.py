@@ -1,9 +1,13 @@
-"""The mabware command line: simulate, keygen."""
+"""The mabware command line: simulate, keygen, and what importing it costs."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -109,3 +113,18 @@ def test_keygen_prints_fresh_keys_the_codec_accepts(cli):
     codec = CookieCodec(keys)  # each is a valid key, and no two share a key id
     assert "keys=3" in repr(codec)
     assert cli("keygen", "--count", "0").exit_code == 2
+
+
+def test_importing_the_cli_loads_no_server_dependencies():
+    # a fresh interpreter: this test process has imported them all already
+    heavy = ("uvicorn", "httpx", "redis", "starlette", "prometheus_client", "jinja2")
+    code = f"import sys, mabware.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip() == "[]"

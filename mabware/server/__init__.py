@@ -10,6 +10,11 @@ Route modules:
 * ``mabware.server.openapi``: ``GET /openapi.json`` (OpenAPI 3.1) and
   ``GET /docs``, its page without JavaScript.
 
+``create_app`` builds the app; ``app_from_environment`` builds it from the
+variables ``ENVIRONMENT`` names, for uvicorn's workers (``mabware serve
+--workers N``); ``check_settings`` refuses what ``create_app`` would refuse,
+building nothing.
+
 The server is itself one replica of its store: the statistics of its
 decisions and rewards merge with those of every middleware process that
 syncs through the same file or through ``/sync``.
@@ -22,7 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -41,7 +47,16 @@ from mabware.server._state import open_backend
 from mabware.server.api import Api
 from mabware.server.sync import SyncEndpoints
 
-__all__ = ["create_app"]
+__all__ = ["ENVIRONMENT", "app_from_environment", "check_settings", "create_app"]
+
+#: ``create_app``'s settings -> the environment variables ``app_from_environment`` reads
+ENVIRONMENT = {
+    "store_url": "MABWARE_SERVE_STORE",
+    "token": "MABWARE_TOKEN",
+    "read_token": "MABWARE_READ_TOKEN",
+    "retention": "MABWARE_SERVE_RETENTION",
+    "sync_interval": "MABWARE_SERVE_SYNC_INTERVAL",
+}
 
 
 def create_app(
@@ -65,16 +80,9 @@ def create_app(
         sync_interval: seconds between two syncs of the server's own replica.
 
     Raises:
-        ConfigError: a store URL, token or retention that cannot work.
+        ConfigError: a store URL, token, retention or sync interval that cannot work.
     """
-    for name, value in (("token", token), ("read_token", read_token)):
-        if value is not None and (
-            not isinstance(value, str) or not value or not value.isprintable() or " " in value
-        ):
-            raise ConfigError(f"{name} must be a non-empty string of printable characters, "
-                              "no spaces")  # fmt: skip
-    if not (isinstance(retention, int | float) and math.isfinite(retention) and retention > 0):
-        raise ConfigError(f"retention must be a number of seconds > 0, got {retention!r}")
+    _check_values(token, read_token, retention, sync_interval)
     backend = open_backend(store_url, retention=float(retention))
     sync = SyncEndpoints(backend, token=token, read_token=read_token)
     scheme = store_url.partition(":")[0].lower()
@@ -106,6 +114,81 @@ def create_app(
         exception_handlers={ProblemError: handle_problem, HTTPException: handle_http_exception},
         lifespan=lifespan,
     )
+
+
+def check_settings(
+    store_url: str = "file:./mabware.state",
+    *,
+    token: str | None = None,
+    read_token: str | None = None,
+    retention: float = 3600.0,
+    sync_interval: float = 1.0,
+) -> None:
+    """Raise what ``create_app`` would raise for these settings, and build nothing.
+
+    ``mabware serve --workers N`` checks its settings in the parent before
+    uvicorn starts the workers: a worker that fails at start-up is only a
+    log line. The store is opened and closed again (a file store creates
+    its directory, as every worker would); no app, no metrics, no threads.
+
+    Raises:
+        ConfigError: a store URL, token, retention or sync interval that cannot work.
+        OSError: a file store whose directory cannot be created.
+    """
+    _check_values(token, read_token, retention, sync_interval)
+    open_backend(store_url, retention=float(retention)).close()
+
+
+def app_from_environment(environ: Mapping[str, str] | None = None) -> Starlette:
+    """``create_app`` with the settings that ``ENVIRONMENT`` names (uvicorn's factory).
+
+    uvicorn's workers import the app by name, so ``mabware serve --workers
+    N`` passes its settings through the environment, which they inherit
+    (``uvicorn.run("mabware.server:app_from_environment", factory=True)``).
+    An unset or empty variable is the ``create_app`` default, as click reads
+    an empty ``MABWARE_TOKEN``.
+
+    Args:
+        environ: where to read (default ``os.environ``).
+
+    Raises:
+        ConfigError: a variable that ``create_app`` refuses, or a number that is none.
+    """
+    environ = os.environ if environ is None else environ
+    texts = {name: environ.get(variable) or None for name, variable in ENVIRONMENT.items()}
+
+    def seconds(name: str, default: float) -> float:
+        text = texts[name]
+        if text is None:
+            return default
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(
+                f"{ENVIRONMENT[name]} must be a number of seconds, got {text!r}"
+            ) from None
+
+    return create_app(
+        texts["store_url"] or "file:./mabware.state",
+        token=texts["token"],
+        read_token=texts["read_token"],
+        retention=seconds("retention", 3600.0),
+        sync_interval=seconds("sync_interval", 1.0),
+    )
+
+
+def _check_values(
+    token: str | None, read_token: str | None, retention: float, sync_interval: float
+) -> None:
+    for name, value in (("token", token), ("read_token", read_token)):
+        if value is not None and (
+            not isinstance(value, str) or not value or not value.isprintable() or " " in value
+        ):
+            raise ConfigError(f"{name} must be a non-empty string of printable characters, "
+                              "no spaces")  # fmt: skip
+    for name, seconds in (("retention", retention), ("sync_interval", sync_interval)):
+        if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds > 0):
+            raise ConfigError(f"{name} must be a number of seconds > 0, got {seconds!r}")
 
 
 async def _tick(service: Service, interval: float) -> None:

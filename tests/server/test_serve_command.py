@@ -1,27 +1,49 @@
 """``mabware serve``: settings checked before uvicorn starts, a clear error without it.
 
 The server itself runs under a real uvicorn in tests/store/test_http_backend.py;
-here uvicorn is replaced by a stand-in that records what it was asked to run.
+here uvicorn is mostly replaced by a stand-in that records what it was asked
+to run (and the environment it would hand its workers). One test runs
+``mabware serve --workers 2`` for real: two uvicorn workers on one file store.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from starlette.applications import Starlette
 
+import mabware.server
 from mabware.cli import main
+from mabware.exceptions import ConfigError
+from mabware.server import ENVIRONMENT, app_from_environment
+
+ROOT = Path(__file__).resolve().parents[2]
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @pytest.fixture
 def uvicorn_runs(monkeypatch) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
     stand_in = types.ModuleType("uvicorn")
-    stand_in.run = lambda app, **kwargs: calls.append({"app": app, **kwargs})  # type: ignore[attr-defined]
+
+    def run(app: Any, **kwargs: Any) -> None:
+        # what spawned workers would inherit, and whether the metrics directory was ready
+        env = dict(os.environ)
+        metrics = env.get(METRICS_DIR)
+        ready = metrics is not None and os.path.isdir(metrics) and not os.listdir(metrics)
+        calls.append({"app": app, **kwargs, "env": env, "metrics_dir_ready": ready})
+
+    stand_in.run = run  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "uvicorn", stand_in)
     return calls
 
@@ -75,3 +97,211 @@ def test_the_access_log_is_off_unless_asked_for(uvicorn_runs, args, logged):
     assert result.exit_code == 0, result.output
     (call,) = uvicorn_runs
     assert call["access_log"] is logged
+
+
+@pytest.fixture
+def created(monkeypatch) -> list[dict[str, Any]]:
+    """The settings of every create_app call (the real one still builds the app)."""
+    calls: list[dict[str, Any]] = []
+    real = mabware.server.create_app
+
+    def recording(store_url: str, **settings: Any) -> Starlette:
+        calls.append({"store_url": store_url, **settings})
+        return real(store_url, **settings)
+
+    monkeypatch.setattr(mabware.server, "create_app", recording)
+    return calls
+
+
+@pytest.fixture
+def clean_env(monkeypatch) -> None:
+    for name in (*ENVIRONMENT.values(), METRICS_DIR):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_read_token_and_sync_interval_reach_create_app(uvicorn_runs, created, clean_env):
+    args = ["serve", "--store", "memory:", "--read-token", "r3ad", "--sync-interval", "0.25"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (settings,) = created
+    assert settings == {
+        "store_url": "memory:",
+        "token": None,
+        "read_token": "r3ad",
+        "retention": 3600.0,
+        "sync_interval": 0.25,
+    }
+    (call,) = uvicorn_runs
+    assert isinstance(call["app"], Starlette)
+    assert "workers" not in call
+    assert METRICS_DIR not in call["env"]
+
+
+def test_the_read_token_comes_from_the_environment_too(uvicorn_runs, created, monkeypatch):
+    monkeypatch.setenv("MABWARE_READ_TOKEN", "from-env")
+    result = CliRunner().invoke(main, ["serve", "--store", "memory:"])
+    assert result.exit_code == 0, result.output
+    assert created[0]["read_token"] == "from-env"
+
+
+def test_several_workers_run_the_factory_with_the_settings_in_their_environment(
+    uvicorn_runs, created, clean_env, tmp_path
+):
+    store = f"file:{tmp_path / 'state'}"
+    args = ["serve", "--workers", "3", "--store", store, "--port", "8124", "--access-log",
+            "--token", "wr1te", "--read-token", "r3ad", "--retention", "60",
+            "--sync-interval", "0.25"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (call,) = uvicorn_runs
+    assert call["app"] == "mabware.server:app_from_environment"
+    assert call["factory"] is True
+    assert (call["workers"], call["host"], call["port"]) == (3, "127.0.0.1", 8124)
+    assert call["access_log"] is True
+    env = call["env"]
+    assert {name: env.get(variable) for name, variable in ENVIRONMENT.items()} == {
+        "store_url": store,
+        "token": "wr1te",
+        "read_token": "r3ad",
+        "retention": "60.0",
+        "sync_interval": "0.25",
+    }
+    # a fresh empty directory for the workers' metrics, gone when the server stops
+    assert call["metrics_dir_ready"]
+    assert not os.path.exists(env[METRICS_DIR])
+    # and this process's environment is as it was
+    assert not {*ENVIRONMENT.values(), METRICS_DIR} & set(os.environ)
+
+    # the settings were checked here, but no app was built before the workers
+    assert created == []
+    # what a worker builds from that environment: the same settings
+    app_from_environment(env)
+    assert created == [
+        {"store_url": store, "token": "wr1te", "read_token": "r3ad", "retention": 60.0,
+         "sync_interval": 0.25}
+    ]  # fmt: skip
+
+
+def test_unset_tokens_are_not_passed_to_the_workers(uvicorn_runs, clean_env, tmp_path):
+    args = ["serve", "--workers", "2", "--store", f"file:{tmp_path / 'state'}"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (call,) = uvicorn_runs
+    assert "MABWARE_TOKEN" not in call["env"]
+    assert "MABWARE_READ_TOKEN" not in call["env"]
+
+
+def test_a_metrics_directory_the_user_chose_is_kept(uvicorn_runs, clean_env, tmp_path, monkeypatch):
+    chosen = tmp_path / "metrics"
+    chosen.mkdir()
+    monkeypatch.setenv(METRICS_DIR, str(chosen))
+    args = ["serve", "--workers", "2", "--store", f"file:{tmp_path / 'state'}"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert uvicorn_runs[0]["env"][METRICS_DIR] == str(chosen)
+    assert chosen.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--store", "memory:"], "memory: lives in one process"),
+        (["--store", "http://x"], "redis://HOST"),
+        (["--token", ""], "token"),
+        (["--read-token", "two words"], "read_token"),
+        (["--sync-interval", "0"], "--sync-interval"),
+        (["--workers", "0"], "--workers"),
+    ],
+)
+def test_bad_settings_with_several_workers_are_usage_errors(
+    uvicorn_runs, clean_env, tmp_path, args, says
+):
+    store = ["--store", f"file:{tmp_path / 'state'}"]
+    result = CliRunner().invoke(main, ["serve", "--workers", "2", *store, *args])
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    assert not uvicorn_runs
+    assert not {*ENVIRONMENT.values(), METRICS_DIR} & set(os.environ)
+
+
+def test_app_from_environment_names_a_variable_that_is_no_number():
+    env = {"MABWARE_SERVE_STORE": "memory:", "MABWARE_SERVE_SYNC_INTERVAL": "soon"}
+    with pytest.raises(ConfigError, match="MABWARE_SERVE_SYNC_INTERVAL"):
+        app_from_environment(env)
+
+
+@pytest.mark.parametrize("sync_interval", [0, -1.0, float("nan"), float("inf")])
+def test_create_app_refuses_a_sync_interval_that_cannot_work(sync_interval):
+    with pytest.raises(ConfigError, match="sync_interval"):
+        mabware.server.create_app("memory:", sync_interval=sync_interval)
+
+
+# -- two real workers -----------------------------------------------------------------
+
+#: the workers' sync interval, and what scheduling and file writes add to two of them
+SYNC = 0.5
+SLACK = 0.5
+DECISIONS = 40
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_two_workers_share_experiments_statistics_and_metrics(tmp_path):
+    httpx = pytest.importorskip("httpx")
+    parser = pytest.importorskip("prometheus_client.parser")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k not in (*ENVIRONMENT.values(), METRICS_DIR)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    argv = [sys.executable, "-m", "mabware", "serve", "--workers", "2", "--port", str(port),
+            "--store", f"file:{tmp_path / 'state'}", "--sync-interval", str(SYNC)]  # fmt: skip
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.05)
+
+        body = {"experiment_id": "hero", "arm_ids": ["left", "middle", "right"]}
+        assert httpx.post(f"{url}/experiments", json=body).status_code == 201
+        # one connection each, so that both workers answer (whichever the kernel picks)
+        counted = 0
+        for _ in range(DECISIONS):
+            decision = httpx.get(f"{url}/decision", params={"experiment_id": "hero"})
+            assert decision.status_code == 200, decision.text
+            counted += decision.json()["counted"]
+        assert counted == DECISIONS
+
+        # every worker has pushed its pulls and pulled the others' within two intervals
+        time.sleep(2 * SYNC + SLACK)
+        for _ in range(6):
+            shown = httpx.get(f"{url}/experiments/hero").json()
+            assert sum(arm["pulls"] for arm in shown["arms"]) == counted
+            text = httpx.get(f"{url}/metrics").text
+            assignments = [
+                sample.value
+                for family in parser.text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "mabware_assignments_total"
+            ]
+            assert sum(assignments) == counted, text
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            code = server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+            pytest.fail(f"mabware serve did not stop within 10 s of SIGTERM:\n{log.read_text()}")
+    assert code == 0, log.read_text()
