@@ -31,14 +31,14 @@ __all__ = ["document", "routes"]
 
 _PUSH = {
     "type": "object",
-    "description": "merge.replica_to_wire: replica id, sequence number, and per "
-    "experiment [name, version, tally] with little-endian float64 arrays as bytes",
+    "description": "merge.replica_to_wire: replica id, sequence number, and the "
+    "replica's tallies: per experiment its arms, with one little-endian float64 block "
+    "of sums as bytes (format 2)",
     "properties": {
         "replica": {"type": "string", "minLength": 1},
         "seq": {"type": "integer", "minimum": 0},
-        # The server stamps its own clock. A boolean passes today because
-        # merge.replica_from_wire reads it as 0/1: to be refused there, then here.
-        "seen": {"type": ["number", "boolean"]},
+        # the replica's clock; the server stamps its own on arrival
+        "seen": {"type": "number"},
         "tallies": {"type": "array", "items": {"type": "array"}},
     },
     "required": ["replica", "seq", "seen", "tallies"],

@@ -130,13 +130,16 @@ class SyncEndpoints:
                     data = await self._group.exchange(replica_id, push)
                 else:
                     data = await run_in_threadpool(self._exchange, replica_id, push)
-        except RetiredReplicaError:
+        except RetiredReplicaError as exc:
             raise ProblemError(
                 409,
                 f"replica {replica_id[:64]!r} was retired after a silence longer than the "
                 "retention; restart it under a new id",
                 type=RETIRED_REPLICA,
                 title="Replica retired",
+                # which of its pushes the retired totals hold: the client subtracts
+                # exactly that one, even if its reply was lost (mabware.store.shared)
+                extra={"folded_seq": exc.folded_seq},
             ) from None
         return Response(data, media_type=MEDIA_TYPE, headers={"Cache-Control": "no-store"})
 

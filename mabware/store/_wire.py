@@ -279,7 +279,7 @@ def replica_from_wire(wire: Any) -> tuple[str, Replica]:
         rid, seq, seen = wire["replica"], wire["seq"], wire["seen"]
         if not isinstance(rid, str) or not rid or type(seq) is not int or seq < 0:
             raise StateError("replica must be a non-empty str and seq an int >= 0")
-        if not isinstance(seen, int | float) or not math.isfinite(seen):
+        if isinstance(seen, bool) or not isinstance(seen, int | float) or not math.isfinite(seen):
             raise StateError("seen must be a finite number")
         tallies = tallies_from_wire(wire if "sums" in wire else wire["tallies"])
         return rid, Replica(seq, float(seen), tallies)

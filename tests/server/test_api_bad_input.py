@@ -10,6 +10,7 @@ server answers) and that the read endpoints still answer 200.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -43,6 +44,10 @@ def client(request, tmp_path) -> Iterator[Client]:
     decision = client.get(f"/decision?experiment_id={EXP}").json()
     sent = {"experiment_id": EXP, "decision_id": decision["decision_id"], "reward": 1}
     assert client.post("/reward", json=sent).status_code == 200
+    # Allocations are recomputed at most every 50 ms: let the reward's recompute
+    # happen now, so that a later one cannot pass for a change a refusal made.
+    time.sleep(0.06)
+    assert client.get("/experiments").status_code == 200
     client.registry = tmp_path / "state.experiments.json"  # type: ignore[attr-defined]
     yield client
     client.close()

@@ -100,6 +100,5 @@ def test_no_body_at_all_is_a_missing_push(client):
     assert not path.exists()
 
 
-@pytest.mark.xfail(reason="merge.replica_from_wire reads a boolean seen as 0/1", strict=True)
 def test_a_boolean_seen_is_refused(client):
     refused(client, msgpack.packb(push(seen=True)))
