@@ -23,18 +23,17 @@ create experiments at the same moment both land.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from mabware.experiment import Experiment
+from mabware.store._durable import locked, write_atomically
 
 #: registry document format
 FORMAT = 1
@@ -154,24 +153,15 @@ class FileRegistry:
         return (st.st_ino, st.st_size, st.st_mtime_ns), _entries(doc)
 
     def update(self, change: Change) -> tuple[object, Entries]:
-        with self._locked():
+        with locked(self.lock_path):
             _, entries = self.load()
             entries = change(entries)
             data = json.dumps(_document(entries), indent=1).encode()
-            _write_atomically(self.path, data)
+            temp = self.path.with_name(
+                f"{self.path.name}.tmp-{os.getpid()}-{threading.get_ident()}"
+            )
+            write_atomically(self.path, data, temp)
             return self.load()
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
 
 
 def _entries(doc: Any) -> Entries:
@@ -182,24 +172,6 @@ def _entries(doc: Any) -> Entries:
         entry = Entry.from_doc(item)
         out[entry.experiment.name] = entry
     return out
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class RedisRegistry:

@@ -21,12 +21,12 @@ a lock on it would guard an inode that no longer has the name.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from mabware.store._durable import locked, write_atomically
 from mabware.store.merge import (
     Replica,
     RetiredReplicaError,
@@ -75,20 +75,8 @@ class FileBackend:
     def __repr__(self) -> str:
         return f"FileBackend({str(self.path)!r})"
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                # Unlock before closing: a child forked meanwhile shares this
-                # open file description, and closing only our descriptor
-                # would leave the lock held for as long as the child lives.
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return locked(self.lock_path)
 
     def _clean_temp_files(self) -> None:
         """Remove temporary files left by writers that died mid-write (lock held)."""
@@ -105,24 +93,7 @@ class FileBackend:
 
     def _write(self, state: SharedState) -> None:
         temp = self.path.with_name(f"{self.path.name}{_TEMP_SUFFIX}{os.getpid()}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            data = memoryview(pack(state))
-            while data:  # a short write (disk full, file size limit) must not pass as whole
-                data = data[os.write(fd, data) :]
-            self._crash_at("temp_written")
-            os.fsync(fd)
-            self._crash_at("temp_synced")
-        finally:
-            os.close(fd)
-        os.replace(temp, self.path)
-        self._crash_at("renamed")
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        self._crash_at("dir_synced")
+        write_atomically(self.path, pack(state), temp, self._crash_at)
 
     def exchange(self, replica_id: str, push: Replica) -> SharedState:
         """Merge ``push`` into the file under the lock; the merged state.
