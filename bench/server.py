@@ -181,7 +181,7 @@ def rows_for(n_arms: int, clients: int, seconds: float) -> list[list[object]]:
             out.append([name, n_arms, f"{decisions:,.0f}", f"{rewards:,.0f}", bad_d + bad_r])
     base_d = float(out[-1][2].replace(",", ""))  # type: ignore[union-attr]
     for row in out:
-        row.insert(3, num(float(str(row[2]).replace(",", "")) / base_d) + "×")
+        row.insert(3, num(float(str(row[2]).replace(",", "")) / base_d) + "x")
     return out
 
 

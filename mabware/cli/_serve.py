@@ -74,6 +74,13 @@ _METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
     help="uvicorn worker processes; they share the store's experiments and statistics.",
 )
 @click.option(
+    "--protect",
+    default="",
+    metavar="NAMES",
+    help="Comma-separated endpoints that then need the read (or write) token: "
+    "health, metrics, dashboard, docs. Default: open to anyone.",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=False,
     show_default=True,
@@ -89,6 +96,7 @@ def serve(
     retention: float,
     sync_interval: float,
     workers: int,
+    protect: str,
     access_log: bool,
 ) -> None:
     """Run the standalone server: POST /sync and GET /snapshot (needs mabware[server])."""
@@ -111,6 +119,7 @@ def serve(
         "read_token": read_token,
         "retention": retention,
         "sync_interval": sync_interval,
+        "protect": [name.strip() for name in protect.split(",") if name.strip()],
     }
     app: Starlette | None = None
     with _usage_errors():
@@ -150,8 +159,10 @@ def _usage_errors() -> Iterator[None]:
         raise click.BadParameter(str(exc), param_hint="'--store'") from None
 
 
-def _text(value: str | float | None) -> str | None:
+def _text(value: str | float | list[str] | None) -> str | None:
     """A setting as an environment variable holds it (None: unset)."""
+    if isinstance(value, list):
+        return ",".join(value) or None
     return None if value is None else str(value)  # str(float) round-trips
 
 

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import math
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -39,6 +39,7 @@ from starlette.routing import Mount, Route
 from mabware.dashboard import Dashboard
 from mabware.exceptions import ConfigError
 from mabware.server import openapi
+from mabware.server._auth import ReadersOnly
 from mabware.server._metrics import metrics_for
 from mabware.server._problems import ProblemError, handle_http_exception, handle_problem
 from mabware.server._registry import open_registry
@@ -47,7 +48,13 @@ from mabware.server._state import open_backend
 from mabware.server.api import Api
 from mabware.server.sync import SyncEndpoints
 
-__all__ = ["ENVIRONMENT", "app_from_environment", "check_settings", "create_app"]
+__all__ = [
+    "ENVIRONMENT",
+    "OPEN_ENDPOINTS",
+    "app_from_environment",
+    "check_settings",
+    "create_app",
+]
 
 #: ``create_app``'s settings -> the environment variables ``app_from_environment`` reads
 ENVIRONMENT = {
@@ -56,7 +63,10 @@ ENVIRONMENT = {
     "read_token": "MABWARE_READ_TOKEN",
     "retention": "MABWARE_SERVE_RETENTION",
     "sync_interval": "MABWARE_SERVE_SYNC_INTERVAL",
+    "protect": "MABWARE_SERVE_PROTECT",
 }
+#: the endpoints open to anyone by default; ``protect`` puts any of them behind the read token
+OPEN_ENDPOINTS = ("health", "metrics", "dashboard", "docs")
 
 
 def create_app(
@@ -66,6 +76,7 @@ def create_app(
     read_token: str | None = None,
     retention: float = 3600.0,
     sync_interval: float = 1.0,
+    protect: Collection[str] = (),
 ) -> Starlette:
     """The server as an ASGI app.
 
@@ -78,11 +89,14 @@ def create_app(
             but changes nothing; None: reading needs the write token, if any.
         retention: seconds of silence after which a replica is retired.
         sync_interval: seconds between two syncs of the server's own replica.
+        protect: which of ``OPEN_ENDPOINTS`` need the read (or write) token;
+            the others answer anyone.
 
     Raises:
-        ConfigError: a store URL, token, retention or sync interval that cannot work.
+        ConfigError: a store URL, token, retention, sync interval or
+            protected endpoint that cannot work.
     """
-    _check_values(token, read_token, retention, sync_interval)
+    _check_values(token, read_token, retention, sync_interval, protect)
     backend = open_backend(store_url, retention=float(retention))
     sync = SyncEndpoints(backend, token=token, read_token=read_token)
     scheme = store_url.partition(":")[0].lower()
@@ -103,13 +117,27 @@ def create_app(
             await run_in_threadpool(service.close)
             backend.close()
 
+    tokens = (read_token.encode() if read_token else None, token.encode() if token else None)
+
+    def guarded(name: str, routes: list[Route]) -> list[Route]:
+        if name not in protect:
+            return routes
+        return [
+            Route(r.path, ReadersOnly(r.app, *tokens), methods=r.methods, name=r.name)
+            for r in routes
+        ]
+
     return Starlette(
         routes=[
             *sync.routes,  # first: the busiest route matches at once
+            *guarded("health", [api.health_route]),
             *api.routes,
-            *openapi.routes(secured=token is not None),
-            Mount("/dashboard", dashboard),
-            Route("/metrics", metrics, methods=["GET", "HEAD"]),
+            *guarded("docs", openapi.routes(secured=token is not None)),
+            Mount(
+                "/dashboard",
+                dashboard if "dashboard" not in protect else ReadersOnly(dashboard, *tokens),
+            ),
+            *guarded("metrics", [Route("/metrics", metrics, methods=["GET", "HEAD"])]),
         ],
         exception_handlers={ProblemError: handle_problem, HTTPException: handle_http_exception},
         lifespan=lifespan,
@@ -123,6 +151,7 @@ def check_settings(
     read_token: str | None = None,
     retention: float = 3600.0,
     sync_interval: float = 1.0,
+    protect: Collection[str] = (),
 ) -> None:
     """Raise what ``create_app`` would raise for these settings, and build nothing.
 
@@ -135,7 +164,7 @@ def check_settings(
         ConfigError: a store URL, token, retention or sync interval that cannot work.
         OSError: a file store whose directory cannot be created.
     """
-    _check_values(token, read_token, retention, sync_interval)
+    _check_values(token, read_token, retention, sync_interval, protect)
     open_backend(store_url, retention=float(retention)).close()
 
 
@@ -174,12 +203,24 @@ def app_from_environment(environ: Mapping[str, str] | None = None) -> Starlette:
         read_token=texts["read_token"],
         retention=seconds("retention", 3600.0),
         sync_interval=seconds("sync_interval", 1.0),
+        protect=[n for n in (texts["protect"] or "").split(",") if n],
     )
 
 
 def _check_values(
-    token: str | None, read_token: str | None, retention: float, sync_interval: float
+    token: str | None,
+    read_token: str | None,
+    retention: float,
+    sync_interval: float,
+    protect: Collection[str],
 ) -> None:
+    unknown = sorted(set(protect) - set(OPEN_ENDPOINTS))
+    if isinstance(protect, str) or unknown:
+        raise ConfigError(
+            f"protect names endpoints among {', '.join(OPEN_ENDPOINTS)}, got {protect!r}"
+        )
+    if protect and not (token or read_token):
+        raise ConfigError("protect needs a token (or a read token) to protect with")
     for name, value in (("token", token), ("read_token", read_token)):
         if value is not None and (
             not isinstance(value, str) or not value or not value.isprintable() or " " in value

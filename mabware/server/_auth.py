@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mabware.server._problems import ProblemError
 
@@ -46,3 +47,26 @@ def check_reader(request: Request, read_token: bytes | None, write_token: bytes 
         check_bearer(request, read_token)
     except ProblemError:
         check_bearer(request, write_token)
+
+
+class ReadersOnly:
+    """An ASGI app that only readers reach (``mabware serve --protect``).
+
+    For the endpoints that are open by default (health, metrics, the
+    dashboard, the docs): wrapped, each needs the read or the write token,
+    and a request without one gets the same 401 problem as the API.
+    """
+
+    def __init__(self, app: ASGIApp, read_token: bytes | None, write_token: bytes | None) -> None:
+        self.app = app
+        self._read = read_token
+        self._write = write_token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            try:
+                check_reader(Request(scope), self._read, self._write)
+            except ProblemError as problem:
+                await problem.response()(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

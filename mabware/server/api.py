@@ -54,9 +54,13 @@ class Api:
         self._rewarded = decision_ids.Remembered()
 
     @property
+    def health_route(self) -> Route:
+        """``GET /health``, apart: whether it needs a token is the server's setting."""
+        return Route("/health", self.health, methods=["GET"])
+
+    @property
     def routes(self) -> list[BaseRoute]:
         return [
-            Route("/health", self.health, methods=["GET"]),
             # one route per path, so a 405's Allow lists every method of the path
             Route("/experiments", self.experiments, methods=["GET", "POST"]),
             Route("/experiments/{experiment_id}", self.show, methods=["GET"]),

@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 import mabware
 from mabware.server import _docs
@@ -159,10 +159,10 @@ def document(*, secured: bool) -> dict[str, Any]:
     return doc
 
 
-def routes(*, secured: bool) -> list[BaseRoute]:
+def routes(*, secured: bool) -> list[Route]:
     """``GET /openapi.json``, ``GET /docs`` and its form target.
 
-    Public, whatever the tokens: the API's shape is no secret.
+    Public unless the server protects "docs": the API's shape is no secret.
     """
     doc = document(secured=secured)
 

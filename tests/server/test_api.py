@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from api_client import READ, READ_TOKEN, TOKEN, WRITE, Client, problem
 
+from mabware.exceptions import ConfigError
 from mabware.server import create_app
 
 JSON = {"Content-Type": "application/json"}
@@ -279,6 +280,40 @@ def test_a_read_token_reads_but_cannot_change_anything(serve):
     assert client.post("/reward", json=red, headers=WRITE).status_code == 200
     for public in ("/health", "/openapi.json", "/docs"):
         assert client.get(public).status_code == 200
+
+
+OPEN = {"health": "/health", "metrics": "/metrics", "dashboard": "/dashboard/",
+        "docs": "/docs"}  # fmt: skip
+
+
+def test_open_endpoints_answer_anyone_by_default(serve):
+    client = serve(token=TOKEN, read_token=READ_TOKEN)
+    for path in [*OPEN.values(), "/openapi.json"]:
+        assert client.get(path).status_code == 200, path
+
+
+@pytest.mark.parametrize("protected", [["metrics"], ["health", "dashboard", "docs"]])
+def test_protected_endpoints_need_a_reader(serve, protected):
+    client = serve(token=TOKEN, read_token=READ_TOKEN, protect=protected)
+    for name, path in OPEN.items():
+        if name in protected:
+            assert problem(client.get(path), 401)["status"] == 401, path
+            assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+            assert client.get(path, headers=READ).status_code == 200, path
+            assert client.get(path, headers=WRITE).status_code == 200, path
+        else:
+            assert client.get(path).status_code == 200, path
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [({"token": TOKEN, "protect": ["admin"]}, "protect names"),
+     ({"token": TOKEN, "protect": "metrics"}, "protect names"),
+     ({"protect": ["metrics"]}, "needs a token")],
+)  # fmt: skip
+def test_bad_protect_settings_are_config_errors(tmp_path, settings, says):
+    with pytest.raises(ConfigError, match=says):
+        create_app("memory:", **settings)
 
 
 def test_only_a_write_token_means_reads_need_it_too(serve):

@@ -130,6 +130,7 @@ def test_the_read_token_and_sync_interval_reach_create_app(uvicorn_runs, created
         "read_token": "r3ad",
         "retention": 3600.0,
         "sync_interval": 0.25,
+        "protect": [],
     }
     (call,) = uvicorn_runs
     assert isinstance(call["app"], Starlette)
@@ -150,7 +151,7 @@ def test_several_workers_run_the_factory_with_the_settings_in_their_environment(
     store = f"file:{tmp_path / 'state'}"
     args = ["serve", "--workers", "3", "--store", store, "--port", "8124", "--access-log",
             "--token", "wr1te", "--read-token", "r3ad", "--retention", "60",
-            "--sync-interval", "0.25"]  # fmt: skip
+            "--sync-interval", "0.25", "--protect", "metrics, docs"]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     (call,) = uvicorn_runs
@@ -165,6 +166,7 @@ def test_several_workers_run_the_factory_with_the_settings_in_their_environment(
         "read_token": "r3ad",
         "retention": "60.0",
         "sync_interval": "0.25",
+        "protect": "metrics,docs",
     }
     # a fresh empty directory for the workers' metrics, gone when the server stops
     assert call["metrics_dir_ready"]
@@ -178,7 +180,7 @@ def test_several_workers_run_the_factory_with_the_settings_in_their_environment(
     app_from_environment(env)
     assert created == [
         {"store_url": store, "token": "wr1te", "read_token": "r3ad", "retention": 60.0,
-         "sync_interval": 0.25}
+         "sync_interval": 0.25, "protect": ["metrics", "docs"]}
     ]  # fmt: skip
 
 
