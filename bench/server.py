@@ -20,8 +20,8 @@ what to read: the machine is shared and noisy). Rows:
 mabware's server decides from an allocation kept in memory (recomputed at
 most every 50 ms while statistics move) and counts pulls and rewards in
 its replica's counters, pushed to the store once a second; no store round
-trip is on a request's path. ``/sync`` pushes per second come from
-``bench/sync.py --only pushes`` (same machine, same run).
+trip is on a request's path. The last table is ``POST /sync`` pushes per
+second (``bench/sync.py``'s pushes table, run here in the same session).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
+import sync as sync_bench  # noqa: E402
 from _markdown import num, table  # noqa: E402
 from _regret_report import machine  # noqa: E402
 
@@ -197,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = rows_for(3, clients, seconds) + rows_for(10, clients, seconds)
     print(table(["server", "arms", "/decision per s", "vs E-Commerce design", "/reward per s",
                  "non-200 answers"], rows))  # fmt: skip
+    print("\nPOST /sync pushes per second (8 replicas pushing back to back).\n")
+    print(sync_bench.pushes_table(clients=8, seconds=seconds))
 
 
 if __name__ == "__main__":
