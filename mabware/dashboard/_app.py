@@ -1,6 +1,6 @@
 """The dashboard as a tiny ASGI app, to mount in any ASGI app or serve alone.
 
-A plain class (STYLE.md: no ``BaseHTTPMiddleware``): ``GET`` or ``HEAD`` on
+A plain ASGI class, as STYLE.md asks of middlewares: ``GET`` or ``HEAD`` on
 its root path answers the page, any other method there 405, any other path
 404. The page is rendered in a worker thread: drawing the charts is
 CPU-bound and must not stall the event loop that serves the app's visitors.

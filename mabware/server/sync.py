@@ -41,7 +41,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-import msgpack
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -50,18 +49,17 @@ from starlette.routing import BaseRoute, Route
 from mabware._ratelimit import OncePerInterval
 from mabware.server._auth import check_bearer, check_reader
 from mabware.server._problems import (
-    INVALID_PUSH,
     RETIRED_REPLICA,
     STATE_UNAVAILABLE,
     ProblemError,
 )
+from mabware.server._push_body import decode_push, invalid_push
 from mabware.server._state import BatchBackend
 from mabware.store.merge import (
     Replica,
     RetiredReplicaError,
     StateError,
     pack,
-    replica_from_wire,
 )
 from mabware.store.shared import Backend
 
@@ -115,14 +113,14 @@ class SyncEndpoints:
         check_bearer(request, self._token)
         media_type = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
         if not media_type and request.headers.get("Content-Length", "0") == "0":
-            raise _invalid("a push is required: the body is empty")
+            raise invalid_push("a push is required: the body is empty")
         if media_type != MEDIA_TYPE:
             raise ProblemError(
                 415,
                 f"a push is {MEDIA_TYPE}, got " + (repr(media_type) if media_type else "none"),
                 headers={"Accept-Post": MEDIA_TYPE},
             )
-        replica_id, push = _decode(await self._body(request))
+        replica_id, push = decode_push(await self._body(request))
         push = Replica(push.seq, self._clock(), push.tallies)
         try:
             with self._state_guard():
@@ -246,59 +244,6 @@ class _GroupCommit:
     ) -> tuple[bytes, list[BaseException | None]]:
         state, outcomes = self._backend.exchange_many(pushes)
         return pack(state), outcomes  # packed once for the whole batch
-
-
-def _decode(body: bytes) -> tuple[str, Replica]:
-    """The push in ``body``; ProblemError 422 naming what is wrong."""
-    try:
-        wire = msgpack.unpackb(body, raw=False, ext_hook=_no_extensions)
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise _invalid(f"the body is not msgpack ({reason})") from None
-    _check_plain(wire)
-    if not isinstance(wire, dict):
-        kind = type(wire).__name__
-        raise _invalid(f"a push is a msgpack map, got {kind}")
-    try:
-        return replica_from_wire(wire)
-    except StateError as exc:
-        raise _invalid(f"invalid push: {exc}") from None
-
-
-#: deepest nesting of maps and arrays a push may have (a real one has 4)
-MAX_DEPTH = 32
-
-
-def _no_extensions(code: int, data: bytes) -> object:
-    raise ValueError(f"msgpack extension type {code} is not allowed in a push")
-
-
-def _check_plain(wire: object) -> None:
-    """Refuse what a push never holds: deep nesting, non-string keys, timestamps.
-
-    msgpack decodes timestamps (extension -1) itself, without ``ext_hook``,
-    and lets ``bytes`` keys through; a walk over the decoded push (iterative:
-    a hostile depth must not exhaust the stack) catches both.
-    """
-    stack: list[tuple[object, int, str]] = [(wire, 1, "push")]
-    while stack:
-        value, depth, where = stack.pop()
-        if isinstance(value, dict | list):
-            if depth > MAX_DEPTH:
-                raise _invalid(f"{where}: nested deeper than {MAX_DEPTH} levels")
-            if isinstance(value, dict):
-                for key, member in value.items():
-                    if not isinstance(key, str):
-                        raise _invalid(f"{where}: map keys must be strings, got {key!r:.40}")
-                    stack.append((member, depth + 1, f"{where}.{key[:40]}"))
-            else:
-                stack.extend((item, depth + 1, f"{where}[{i}]") for i, item in enumerate(value))
-        elif isinstance(value, msgpack.Timestamp | msgpack.ExtType):
-            raise _invalid(f"{where}: msgpack extension types are not allowed in a push")
-
-
-def _invalid(detail: str) -> ProblemError:
-    return ProblemError(422, detail, type=INVALID_PUSH, title="Invalid push")
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
