@@ -9,9 +9,11 @@ A ``Runtime`` serves one revision of the registry: the store of its
 experiments (one replica) and their ``Plans`` (allocations recomputed at
 most every 50 ms while the statistics move). When the registry changes (this
 worker or another changed an experiment), the runtime is replaced: the old
-store pushes its last totals, the new one starts as a new replica and
-pulls the merged state at once, so nothing is lost and no statistics are
-forgotten: they are keyed by experiment name, version and arm name.
+store pushes its totals, the new one starts as a new replica and pulls the
+merged state at once, so no statistics are forgotten: they are keyed by
+experiment name, version and arm name. The old runtime keeps syncing for
+``RETIRE_AFTER`` intervals before its last push, so a request that took it
+just before the switch still has its pull or reward counted.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from mabware.store.shared import Backend, SharedStore
 from mabware.summary import ExperimentSummary, summarize
 
 logger = logging.getLogger("mabware.server")
+
+#: sync intervals a replaced runtime keeps syncing before it closes
+RETIRE_AFTER = 2.0
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,8 @@ class Service:
         self.events = OncePerInterval(logger)
         self._lock = threading.Lock()
         self._runtime: Runtime | None = None
+        #: replaced runtimes still syncing until ``RETIRE_AFTER`` intervals have passed
+        self._retiring: list[Runtime] = []
         #: allocations and rewards over time, kept across registry revisions (dashboard)
         self.history = History()
         #: called with each new runtime before it serves (metrics time its syncs)
@@ -215,10 +222,25 @@ class Service:
         for listener in self.runtime_listeners:
             listener(new)
         if old is not None:
-            old.close()  # its last push lands before the new replica pulls
+            # Push now, so the new replica's first pull has everything so far;
+            # close later: a request that took the old runtime a moment ago may
+            # still count into it, and its sync thread pushes that too.
+            old.store.sync()  # type: ignore[attr-defined]
+            self._retiring.append(old)
+            timer = threading.Timer(RETIRE_AFTER * self.sync_interval, self._retire, [old])
+            timer.daemon = True
+            timer.start()
         new.start()
         self._runtime = new
         return new
+
+    def _retire(self, runtime: Runtime) -> None:
+        """Close a replaced runtime (its last push), once no request can be using it."""
+        with self._lock:
+            if runtime not in self._retiring:
+                return  # close() got there first
+            self._retiring.remove(runtime)
+        runtime.close()
 
     def tick(self) -> None:
         """Recompute the allocations that are due (the server's ticker calls it)."""
@@ -238,8 +260,11 @@ class Service:
         return self.current().plans.report(self.clock())
 
     def close(self) -> None:
-        """Push the last totals."""
+        """Push the last totals (of replaced runtimes too)."""
         with self._lock:
+            retiring, self._retiring = self._retiring, []
+            for runtime in retiring:
+                runtime.close()
             if self._runtime is not None:
                 self._runtime.close()
                 self._runtime = None
