@@ -31,7 +31,6 @@ import contextlib
 import datetime as dt
 import http.client
 import json
-import multiprocessing as mp
 import os
 import shutil
 import socket
@@ -50,14 +49,7 @@ import sync as sync_bench  # noqa: E402
 from _markdown import num, table  # noqa: E402
 from _regret_report import machine  # noqa: E402
 
-SPAWN = mp.get_context("spawn")
 ARMS = {3: ["a0", "a1", "a2"], 10: [f"a{i}" for i in range(10)]}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for(port: int, process: subprocess.Popen[bytes], what: str) -> None:
@@ -96,7 +88,7 @@ def running(argv: Sequence[str], port: int, what: str, env: dict[str, str] | Non
 
 @contextlib.contextmanager
 def redis_server(directory: str) -> Iterator[str]:
-    port = _free_port()
+    port = sync_bench.free_port()
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--dir", directory]  # fmt: skip
     with running(argv, port, "redis-server", cpu=None):
@@ -133,17 +125,7 @@ def client(port: int, arms: list[str], path: str, seconds: float, start: Any,
 
 def load(port: int, arms: list[str], path: str, clients: int, seconds: float) -> tuple[float, int]:
     """Requests per second and failures of ``clients`` connections on ``path``."""
-    start, results = SPAWN.Barrier(clients + 1), SPAWN.Queue()
-    procs = [SPAWN.Process(target=client, args=(port, arms, path, seconds, start, results))
-             for _ in range(clients)]  # fmt: skip
-    for p in procs:
-        p.start()
-    start.wait()
-    began = time.monotonic()
-    parts = [results.get() for _ in procs]
-    wall = time.monotonic() - began
-    for p in procs:
-        p.join()
+    parts, wall = sync_bench.timed_clients(client, [(port, arms, path, seconds)] * clients)
     return sum(d for d, _ in parts) / wall, sum(f for _, f in parts)
 
 
@@ -173,7 +155,7 @@ def rows_for(n_arms: int, clients: int, seconds: float) -> list[list[object]]:
                  "--log-level", "warning"], {"ECOMMERCE_REDIS": redis_url}),
         }  # fmt: skip
         for name, (args, env) in servers.items():
-            port = _free_port()
+            port = sync_bench.free_port()
             argv = [sys.executable, *args, "--port", str(port)]
             with running(argv, port, name, env):
                 create(port, arms)

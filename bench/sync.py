@@ -380,7 +380,30 @@ def push_client(port: int, replica_id: str, cpu: int | None, seconds: float, sta
     results.put((replica_id, seq, latencies))
 
 
-def _free_port() -> int:
+def timed_clients(target: Callable[..., None], argses: Sequence[tuple[Any, ...]]
+                  ) -> tuple[list[Any], float]:  # fmt: skip
+    """Run ``target(*args, start, results)`` in one spawned process per ``args``.
+
+    They start together (a barrier), each puts one result; returns the
+    results and the wall time from the start to the last result. A client
+    that exits non-zero is an error.
+    """
+    start, results = SPAWN.Barrier(len(argses) + 1), SPAWN.Queue()
+    procs = [SPAWN.Process(target=target, args=(*args, start, results)) for args in argses]
+    for p in procs:
+        p.start()
+    start.wait()
+    began = time.monotonic()
+    parts = [results.get() for _ in procs]
+    wall = time.monotonic() - began
+    for p in procs:
+        p.join()
+        if p.exitcode:
+            raise RuntimeError(f"a client process failed (exit code {p.exitcode})")
+    return parts, wall
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -389,7 +412,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def serve(store: str, cpu: int | None) -> Iterator[int]:
     """``mabware serve --store STORE`` on a free loopback port, pinned to ``cpu``; its port."""
-    port = _free_port()
+    port = free_port()
     argv = [sys.executable, "-m", "mabware", "serve", "--port", str(port), "--store", store]
     if cpu is not None and shutil.which("taskset"):
         argv = ["taskset", "-c", str(cpu), *argv]
@@ -420,22 +443,9 @@ def pushes_row(store: str, clients: int, seconds: float) -> list[object]:
         url = store.replace("DIR", directory)
         with serve(url, server_cpu) as port:
             rids = [f"replica-{i:02d}" for i in range(clients)]
-            start, results = SPAWN.Barrier(clients + 1), SPAWN.Queue()
-            procs = [
-                SPAWN.Process(target=push_client,
-                              args=(port, rid, client_cpu, seconds, start, results))
-                for rid in rids
-            ]  # fmt: skip
-            for p in procs:
-                p.start()
-            start.wait()
-            began = time.monotonic()
-            parts = [results.get() for _ in procs]
-            wall = time.monotonic() - began
-            for p in procs:
-                p.join()
-                if p.exitcode:
-                    raise RuntimeError(f"a push client failed (exit code {p.exitcode})")
+            parts, wall = timed_clients(
+                push_client, [(port, rid, client_cpu, seconds) for rid in rids]
+            )
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/snapshot", timeout=30) as r:
                 state = unpack(r.read())
     last = {rid: seq for rid, seq, _ in parts}
