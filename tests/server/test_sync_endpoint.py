@@ -7,17 +7,15 @@ reorderings change nothing.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import httpx
 import msgpack
 import numpy as np
 import pytest
-from starlette.applications import Starlette
+from api_client import Client
 
 from mabware.exceptions import ConfigError
 from mabware.server import create_app
@@ -52,32 +50,6 @@ def body(replica: str, seq: int, pulls: list[float], rewards: list[float]) -> by
 def totals(state: SharedState) -> tuple[list[float], list[float]]:
     stats = combined(state, KEY, ARMS, 0)
     return stats.pulls.tolist(), stats.reward_sum.tolist()
-
-
-class Client:
-    """A blocking client for an ASGI app, one event loop for its whole life.
-
-    (Starlette's TestClient now wants httpx2; httpx's ASGITransport is enough.)
-    """
-
-    def __init__(self, app: Starlette) -> None:
-        self._runner = asyncio.Runner()
-        self._client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        )
-
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return self._runner.run(self._client.request(method, url, **kwargs))
-
-    def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("POST", url, **kwargs)
-
-    def close(self) -> None:
-        self._runner.run(self._client.aclose())
-        self._runner.close()
 
 
 @pytest.fixture
