@@ -252,6 +252,8 @@ def _snapshot(body: Mapping[str, Any]) -> EdgeSnapshot:
         raise ValueError("seq must be an int in 0..2**63-1")
     if type(issued) is not float or not math.isfinite(issued):
         raise ValueError("issued must be a finite float")
+    if type(body["experiments"]) is not list:
+        raise ValueError("experiments must be an array")
     experiments = tuple(_experiment(e) for e in body["experiments"])
     if len({e.name for e in experiments}) != len(experiments):
         raise ValueError("experiment names must be unique")
@@ -259,6 +261,9 @@ def _snapshot(body: Mapping[str, Any]) -> EdgeSnapshot:
 
 
 def _experiment(wire: Mapping[str, Any]) -> EdgeExperiment:
+    # tuple() below would also take a str ("ab" as two arms): arrays only, as step 3 says
+    if not all(type(wire[k]) is list for k in ("arms", "payloads", "allocation", "reward_range")):
+        raise ValueError("arms, payloads, allocation and reward_range must be arrays")
     arms = tuple(wire["arms"])
     if not arms or not all(type(a) is str for a in arms) or len(set(arms)) != len(arms):
         raise ValueError("arms must be unique strings")

@@ -13,7 +13,7 @@ and TALLIES (the retired totals too) is::
 The block's rows are the arms of each tally in turn, its columns the
 ``WIDTH`` sums (the ``SUMS``, then the latency histogram) whose bit is set
 in ``columns``; the others are zero in every row and left out. A push of a
-hundred experiments is validated (finite, >= 0) by one numpy call, not
+hundred experiments is validated (finite; >= 0 but the reward sums) by one numpy call, not
 seven per tally, and its "tallies" list, the same at every push of a
 configuration, by one comparison with a list checked before. BUCKETS
 (drift policies) is ``[newest, depth, pulls, reward sums]``, float64 rows
@@ -46,6 +46,9 @@ from mabware.store._model import (
     Tally,
 )
 
+#: columns of the sums block that may be negative: the reward sum (SUMS[1])
+_SIGNED = (SUMS.index("reward_sum"),)
+
 #: what decoding malformed data raises, turned into StateError by the decoders
 DECODE_ERRORS = (KeyError, TypeError, ValueError, msgpack.UnpackException)
 
@@ -57,8 +60,14 @@ def _bytes(arr: FloatArray) -> bytes:
     return np.ascontiguousarray(arr, dtype="<f8").tobytes()
 
 
-def _floats(value: Any, shape: tuple[int, ...], name: str) -> FloatArray:
-    """Float64 bytes as a read-only array of ``shape`` (one -1 allowed), finite and >= 0."""
+def _floats(
+    value: Any, shape: tuple[int, ...], name: str, signed: tuple[int, ...] = ()
+) -> FloatArray:
+    """Float64 bytes as a read-only array of ``shape`` (one -1 allowed), finite and >= 0.
+
+    ``signed`` names the last-axis columns that may be negative (a reward sum:
+    an experiment's reward range may reach below 0); they are still finite.
+    """
     if not isinstance(value, bytes) or len(value) % 8:
         raise StateError(f"{name}: expected float64 bytes")
     arr = np.frombuffer(value, dtype="<f8").astype(np.float64, copy=False)
@@ -69,7 +78,9 @@ def _floats(value: Any, shape: tuple[int, ...], name: str) -> FloatArray:
     arr = arr.reshape(tuple(arr.size // known if w == -1 else w for w in shape))
     # min and max carry a NaN through, so two reductions catch NaN, inf and negatives
     if arr.size and not (arr.min() >= 0.0 and arr.max() < math.inf):
-        raise StateError(f"{name}: counts must be finite and >= 0")
+        counts = np.delete(arr, signed, axis=-1) if signed else arr
+        if not (np.isfinite(arr).all() and (counts.size == 0 or counts.min() >= 0.0)):
+            raise StateError(f"{name}: counts must be finite and >= 0 (reward sums finite)")
     arr.flags.writeable = False  # shared through the memo: states are immutable
     return arr
 
@@ -98,7 +109,7 @@ def _buckets_from_wire(wire: Any, n: int) -> Buckets:
     return Buckets(
         newest,
         _padded(_floats(pulls, (-1, n), "buckets.pulls"), depth),
-        _padded(_floats(rewards, (-1, n), "buckets.reward_sum"), depth),
+        _padded(_floats(rewards, (-1, n), "buckets.reward_sum", tuple(range(n))), depth),
     )
 
 
@@ -161,8 +172,11 @@ def tally_from_wire(wire: Any) -> Tally:
         buckets = wire.get("buckets")
         recent = None if buckets is None else _buckets_from_wire(buckets, n)
         if "sums" in wire:
-            return Tally.of_sums(arms, _floats(wire["sums"], (n, WIDTH), "sums"), recent)
-        sums = {name: _floats(wire[name], (n,), name) for name in SUMS}  # format 1
+            return Tally.of_sums(arms, _floats(wire["sums"], (n, WIDTH), "sums", _SIGNED), recent)
+        sums = {  # format 1
+            name: _floats(wire[name], (n,), name, tuple(range(n)) if name == "reward_sum" else ())
+            for name in SUMS
+        }
         hist = _floats(wire["latency_hist"], (n, len(LATENCY_BOUNDS)), "latency_hist")
         return Tally(arms, Statistics(latency_hist=hist, recent=recent, **sums))
     except DECODE_ERRORS as exc:
@@ -215,7 +229,8 @@ def tallies_from_wire(wire: Any) -> Mapping[Key, Tally]:
             raise StateError(f"columns must be a bit mask of {WIDTH} columns")
         columns = [c for c in range(WIDTH) if mask >> c & 1]
         rows = sum(len(arms) for _, arms in layout)
-        sums = _floats(wire["sums"], (rows, len(columns)), "sums")
+        signed = tuple(i for i, c in enumerate(columns) if c in _SIGNED)
+        sums = _floats(wire["sums"], (rows, len(columns)), "sums", signed)
         if len(columns) < WIDTH:  # the columns left out are zeros
             sums = _widened(sums, columns)
         return PackedTallies(layout, sums, recent)

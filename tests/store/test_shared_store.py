@@ -108,6 +108,23 @@ def test_two_stores_on_one_file_learn_together(open_shared: Opener, clock: FakeC
     assert pulls(two, now=clock.now) == [3, 0, 5]
 
 
+def test_rewards_below_zero_sync_through_the_file(path: Path, clock: FakeClock) -> None:
+    """A reward range below 0 is allowed, so merged reward sums may be negative."""
+    signed = [Experiment("headline", ["a", "b"], reward_range=(-1.0, 1.0), reward_mode="every")]
+    stores = [
+        SharedStore(signed, FileBackend(path, clock=clock), scheme="file", clock=clock)
+        for _ in range(2)
+    ]
+    for store in stores:
+        store.add_pull("headline", 0, clock.now)
+        store.add_reward("headline", 0, -1.0, 0.5, clock.now)
+        assert store.sync()
+    assert stores[0].sync()
+    assert stores[0].statistics("headline", clock.now).reward_sum.tolist() == [-2.0, 0.0]
+    for store in stores:
+        store.close()
+
+
 def test_time_buckets_merge_across_stores(open_shared: Opener, clock: FakeClock) -> None:
     one, two = open_shared(), open_shared()
     one.add_pull("drift", 0, clock.now)

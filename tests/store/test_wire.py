@@ -177,7 +177,9 @@ LATENCY = len(SUMS)  # the first latency column
     [
         (lambda d: _with_sum(d, 1, 0, np.nan), "finite"),
         (lambda d: _with_sum(d, 0, LATENCY + 3, np.inf), "finite"),
-        (lambda d: _with_sum(d, 0, 1, -1.0), ">= 0"),
+        (lambda d: _with_sum(d, 0, 0, -1.0), ">= 0"),  # pulls
+        (lambda d: _with_sum(d, 1, 2, -1.0), ">= 0"),  # a sum of squares
+        (lambda d: _with_sum(d, 0, 1, -np.inf), "finite"),  # a reward sum: finite
         (lambda d: d.update(columns=ALL_COLUMNS, sums=np.zeros((3, WIDTH)).tobytes()), "shape"),
         (lambda d: d.update(columns=ALL_COLUMNS, sums=np.zeros(2 * WIDTH - 1).tobytes()), "shape"),
         (lambda d: d.update(columns=ALL_COLUMNS), "shape"),  # fewer columns sent than it says
@@ -360,3 +362,17 @@ def test_a_known_layout_is_still_checked_exactly() -> None:
     _tally(doc)["arms"].append("a")  # the caller's list changes after it was decoded
     with pytest.raises(StateError, match="unique"):
         replica_from_wire(doc)
+
+
+def test_reward_sums_below_zero_are_carried() -> None:
+    """A reward range may reach below 0: a replica's reward sum may be negative."""
+    doc = _good_push()
+    _with_sum(doc, 0, 1, -3.5)
+    doc["buckets"] = [[3, 2, np.ones((1, 2)).tobytes(), np.full((1, 2), -2.0).tobytes()]]
+    _, replica = replica_from_wire(msgpack.unpackb(msgpack.packb(doc, use_bin_type=True)))
+    stats = replica.tallies[KEY].stats
+    assert stats.reward_sum[0] == -3.5
+    assert stats.recent is not None
+    assert stats.recent.reward_sum[0].tolist() == [-2.0, -2.0]
+    again = replica_from_wire(replica_to_wire("r", replica))[1]
+    assert again.tallies[KEY].stats.reward_sum[0] == -3.5
