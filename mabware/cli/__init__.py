@@ -11,10 +11,13 @@ and work without the extras.
 
 ``mabware simulate`` plays a policy against Bernoulli arms through the real
 decision path (``mabware.simulate.run``) for several seeds and reports the
-regret distribution. ``mabware keygen`` prints fresh cookie keys.
+regret distribution. ``mabware keygen`` prints fresh cookie keys (or,
+with ``--signing``, the Ed25519 pair that signs the edge snapshot).
 ``mabware serve`` runs the standalone server (``mabware.server``) under
 uvicorn (the ``server`` extra), in one process or several. ``mabware
 report`` prints what a shared store holds (``mabware.store.report``).
+``mabware snapshot`` writes the signed edge snapshot of a server's store
+to a file, once or every few seconds, for any static host.
 ``mabware demo`` runs ``mabware.demo``: a shop under uvicorn with several
 workers, loopback visitors, the dashboard and a summary table.
 """
@@ -29,6 +32,7 @@ from mabware.cli._keys import keygen
 from mabware.cli._report import report
 from mabware.cli._serve import serve
 from mabware.cli._simulate import simulate
+from mabware.cli._snapshot import snapshot
 
 __all__ = ["main"]
 
@@ -44,3 +48,4 @@ main.add_command(keygen)
 main.add_command(serve)
 main.add_command(report)
 main.add_command(demo)
+main.add_command(snapshot)

@@ -5,6 +5,8 @@ need an import string (uvicorn spawns fresh interpreters), so the settings
 travel through the environment they inherit to
 ``mabware.server:app_from_environment``, after the parent has checked
 them: a worker that fails at start-up is a log line, not a usage error.
+The signing key file is read and checked here (a bad key is a usage error
+that never quotes it); the workers get its text in ``MABWARE_SIGNING_KEY``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -81,6 +84,31 @@ _METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
     "health, metrics, dashboard, docs. Default: open to anyone.",
 )
 @click.option(
+    "--signing-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="The Ed25519 key that signs GET /edge/snapshot: a file holding `mabware keygen "
+    "--signing`'s JSON or its private_key. Or MABWARE_SIGNING_KEY, holding that text "
+    "itself. Without either, GET /edge/snapshot answers 404.",
+)
+@click.option(
+    "--snapshot-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    default=10.0,
+    show_default=True,
+    help="Seconds after which the published snapshot (what GET /decision and the edge "
+    "SDK walk) is issued anew; a change of an experiment is published at once.",
+)
+@click.option(
+    "--push-token",
+    envvar="MABWARE_PUSH_TOKEN",
+    show_envvar=True,
+    metavar="TOKEN",
+    help="Bearer token that may only push to POST /sync (edge clients), tallies of "
+    "registered experiments only. Needs --token beside it.",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=False,
     show_default=True,
@@ -97,9 +125,12 @@ def serve(
     sync_interval: float,
     workers: int,
     protect: str,
+    signing_key_file: Path | None,
+    snapshot_interval: float,
+    push_token: str | None,
     access_log: bool,
 ) -> None:
-    """Run the standalone server: POST /sync and GET /snapshot (needs mabware[server])."""
+    """Run the standalone server: the REST API, /sync and /edge/snapshot (needs mabware[server])."""
     try:
         import uvicorn
     except ImportError:
@@ -120,6 +151,9 @@ def serve(
         "retention": retention,
         "sync_interval": sync_interval,
         "protect": [name.strip() for name in protect.split(",") if name.strip()],
+        "signing_key": signing_key(signing_key_file),
+        "snapshot_interval": snapshot_interval,
+        "push_token": push_token,
     }
     app: Starlette | None = None
     with _usage_errors():
@@ -144,6 +178,32 @@ def serve(
             port=port,
             access_log=access_log,
         )
+
+
+def signing_key(path: Path | None) -> str | None:
+    """The signing key's text: the file's, else ``MABWARE_SIGNING_KEY``'s; checked here.
+
+    A bad key is a usage error naming where it came from, never quoting it.
+    """
+    if path is not None:
+        hint = "'--signing-key-file'"
+        try:
+            text: str | None = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise click.BadParameter(f"cannot read {path}: {reason}", param_hint=hint) from None
+    else:
+        hint, text = "MABWARE_SIGNING_KEY", os.environ.get("MABWARE_SIGNING_KEY") or None
+    if text is None:
+        return None
+    from mabware.edge_snapshot import private_key
+    from mabware.exceptions import ConfigError
+
+    try:
+        private_key(text)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.message, param_hint=hint) from None
+    return text
 
 
 @contextlib.contextmanager

@@ -6,7 +6,10 @@ Route modules:
   changes), the endpoints MAB E-Commerce Optimizer clients know;
 * ``mabware.server.sync``: replicas on many hosts push their totals to
   ``POST /sync`` and pull the merged state; ``GET /snapshot`` answers the
-  state with an ETag;
+  state with an ETag; a push-only token pushes and reads nothing;
+* ``mabware.server.edge``: ``GET /edge/snapshot``, the signed snapshot of
+  the published allocations (``_publisher``) that ``GET /decision`` walks
+  and the edge SDK decides from;
 * ``mabware.server.openapi``: ``GET /openapi.json`` (OpenAPI 3.1) and
   ``GET /docs``, its page without JavaScript.
 
@@ -26,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
@@ -40,12 +42,17 @@ from mabware.dashboard import Dashboard
 from mabware.exceptions import ConfigError
 from mabware.server import openapi
 from mabware.server._auth import ReadersOnly
+from mabware.server._config import OPEN_ENDPOINTS, check_values
+from mabware.server._edge_storage import open_edge_storage
 from mabware.server._metrics import metrics_for
 from mabware.server._problems import ProblemError, handle_http_exception, handle_problem
+from mabware.server._publisher import Publisher
+from mabware.server._push_scope import check_push
 from mabware.server._registry import open_registry
 from mabware.server._service import Service
 from mabware.server._state import open_backend
 from mabware.server.api import Api
+from mabware.server.edge import EdgeEndpoints
 from mabware.server.sync import SyncEndpoints
 
 __all__ = [
@@ -64,9 +71,10 @@ ENVIRONMENT = {
     "retention": "MABWARE_SERVE_RETENTION",
     "sync_interval": "MABWARE_SERVE_SYNC_INTERVAL",
     "protect": "MABWARE_SERVE_PROTECT",
+    "signing_key": "MABWARE_SIGNING_KEY",
+    "snapshot_interval": "MABWARE_SERVE_SNAPSHOT_INTERVAL",
+    "push_token": "MABWARE_PUSH_TOKEN",
 }
-#: the endpoints open to anyone by default; ``protect`` puts any of them behind the read token
-OPEN_ENDPOINTS = ("health", "metrics", "dashboard", "docs")
 
 
 def create_app(
@@ -77,6 +85,9 @@ def create_app(
     retention: float = 3600.0,
     sync_interval: float = 1.0,
     protect: Collection[str] = (),
+    signing_key: str | None = None,
+    snapshot_interval: float = 10.0,
+    push_token: str | None = None,
 ) -> Starlette:
     """The server as an ASGI app.
 
@@ -85,35 +96,67 @@ def create_app(
             restart; may be shared with the processes of this host) or ``memory:``.
         token: the write token: every mutation and ``/sync`` must carry it
             (and it reads too); None: no check (loopback only, please).
-        read_token: a token that reads (experiments, decisions, snapshot)
+        read_token: a token that reads (experiments, decisions, snapshots)
             but changes nothing; None: reading needs the write token, if any.
         retention: seconds of silence after which a replica is retired.
         sync_interval: seconds between two syncs of the server's own replica.
         protect: which of ``OPEN_ENDPOINTS`` need the read (or write) token;
             the others answer anyone.
+        signing_key: the Ed25519 key that signs ``GET /edge/snapshot``, as
+            text: ``mabware keygen --signing``'s JSON or its private key;
+            None: that endpoint answers 404 (decisions still walk a snapshot).
+        snapshot_interval: seconds after which a snapshot is issued anew
+            (and the server's decisions learn).
+        push_token: a token that may only push to ``/sync`` (edge clients),
+            tallies of registered experiments only; needs ``token`` beside it.
 
     Raises:
-        ConfigError: a store URL, token, retention, sync interval or
+        ConfigError: a store URL, token, key, retention, interval or
             protected endpoint that cannot work.
     """
-    _check_values(token, read_token, retention, sync_interval, protect)
+    key = check_values(
+        token,
+        read_token,
+        push_token,
+        signing_key,
+        protect,
+        retention=retention,
+        sync_interval=sync_interval,
+        snapshot_interval=snapshot_interval,
+    )
     backend = open_backend(store_url, retention=float(retention))
-    sync = SyncEndpoints(backend, token=token, read_token=read_token)
     scheme = store_url.partition(":")[0].lower()
     service = Service(open_registry(store_url, backend), backend, scheme=scheme,
                       sync_interval=sync_interval)  # fmt: skip
-    api = Api(service, write_token=token, read_token=read_token)
+    publisher = Publisher(
+        service, open_edge_storage(store_url, backend), key=key, interval=snapshot_interval
+    )
+    sync = SyncEndpoints(
+        backend,
+        token=token,
+        read_token=read_token,
+        push_token=push_token,
+        check_push=lambda push: check_push(push, service),
+    )
+    api = Api(service, publisher, write_token=token, read_token=read_token)
+    edge = EdgeEndpoints(publisher, read_token=read_token, write_token=token)
 
     dashboard = Dashboard(service.dashboard_source, title="mabware serve")
     metrics = metrics_for(service)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        ticker = asyncio.create_task(_tick(service, sync_interval))
+        # the first snapshot before the first request: every decision walks one
+        first = await run_in_threadpool(publisher.tick)
+        tasks = [
+            asyncio.create_task(_tick(service, sync_interval)),
+            asyncio.create_task(_publish(publisher, first)),
+        ]
         try:
             yield
         finally:
-            ticker.cancel()
+            for task in tasks:
+                task.cancel()
             await run_in_threadpool(service.close)
             backend.close()
 
@@ -132,6 +175,7 @@ def create_app(
             *sync.routes,  # first: the busiest route matches at once
             *guarded("health", [api.health_route]),
             *api.routes,
+            *edge.routes,
             *guarded("docs", openapi.routes(secured=token is not None)),
             Mount(
                 "/dashboard",
@@ -152,6 +196,9 @@ def check_settings(
     retention: float = 3600.0,
     sync_interval: float = 1.0,
     protect: Collection[str] = (),
+    signing_key: str | None = None,
+    snapshot_interval: float = 10.0,
+    push_token: str | None = None,
 ) -> None:
     """Raise what ``create_app`` would raise for these settings, and build nothing.
 
@@ -161,10 +208,19 @@ def check_settings(
     its directory, as every worker would); no app, no metrics, no threads.
 
     Raises:
-        ConfigError: a store URL, token, retention or sync interval that cannot work.
+        ConfigError: a store URL, token, key, retention or interval that cannot work.
         OSError: a file store whose directory cannot be created.
     """
-    _check_values(token, read_token, retention, sync_interval, protect)
+    check_values(
+        token,
+        read_token,
+        push_token,
+        signing_key,
+        protect,
+        retention=retention,
+        sync_interval=sync_interval,
+        snapshot_interval=snapshot_interval,
+    )
     open_backend(store_url, retention=float(retention)).close()
 
 
@@ -204,32 +260,21 @@ def app_from_environment(environ: Mapping[str, str] | None = None) -> Starlette:
         retention=seconds("retention", 3600.0),
         sync_interval=seconds("sync_interval", 1.0),
         protect=[n for n in (texts["protect"] or "").split(",") if n],
+        signing_key=texts["signing_key"],
+        snapshot_interval=seconds("snapshot_interval", 10.0),
+        push_token=texts["push_token"],
     )
 
 
-def _check_values(
-    token: str | None,
-    read_token: str | None,
-    retention: float,
-    sync_interval: float,
-    protect: Collection[str],
-) -> None:
-    unknown = sorted(set(protect) - set(OPEN_ENDPOINTS))
-    if isinstance(protect, str) or unknown:
-        raise ConfigError(
-            f"protect names endpoints among {', '.join(OPEN_ENDPOINTS)}, got {protect!r}"
-        )
-    if protect and not (token or read_token):
-        raise ConfigError("protect needs a token (or a read token) to protect with")
-    for name, value in (("token", token), ("read_token", read_token)):
-        if value is not None and (
-            not isinstance(value, str) or not value or not value.isprintable() or " " in value
-        ):
-            raise ConfigError(f"{name} must be a non-empty string of printable characters, "
-                              "no spaces")  # fmt: skip
-    for name, seconds in (("retention", retention), ("sync_interval", sync_interval)):
-        if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds > 0):
-            raise ConfigError(f"{name} must be a number of seconds > 0, got {seconds!r}")
+async def _publish(publisher: Publisher, delay: float) -> None:
+    """Issue a snapshot whenever the stored one is due (``Publisher.tick`` says when).
+
+    Every worker wakes when the snapshot it holds is ``snapshot_interval``
+    old; one issues, the others find its snapshot under the storage's lock.
+    """
+    while True:
+        await asyncio.sleep(delay)
+        delay = await run_in_threadpool(publisher.tick)  # never raises
 
 
 async def _tick(service: Service, interval: float) -> None:

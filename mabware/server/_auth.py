@@ -49,6 +49,23 @@ def check_reader(request: Request, read_token: bytes | None, write_token: bytes 
         check_bearer(request, write_token)
 
 
+def check_pusher(request: Request, write_token: bytes | None, push_token: bytes | None) -> bool:
+    """Pass if the request may push: the write token, or the push token; else ProblemError 401.
+
+    Returns True for the push token alone (its push is held to the
+    registry, and its answer holds no state: ``mabware.server._push_scope``).
+    """
+    if push_token is None:
+        check_bearer(request, write_token)
+        return False
+    try:
+        check_bearer(request, write_token)
+        return False
+    except ProblemError:
+        check_bearer(request, push_token)
+        return True
+
+
 class ReadersOnly:
     """An ASGI app that only readers reach (``mabware serve --protect``).
 

@@ -243,8 +243,22 @@ def _response_schemas() -> dict[str, Any]:
                 "propensity": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                 "version": {"type": "integer"},
                 "counted": {"type": "boolean"},
+                "snapshot_seq": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "the seq of the published snapshot whose allocation "
+                    "was walked (GET /edge/snapshot)",
+                },
             },
-            ("experiment_id", "arm_id", "strategy", "metadata", "decision_id", "propensity"),
+            (
+                "experiment_id",
+                "arm_id",
+                "strategy",
+                "metadata",
+                "decision_id",
+                "propensity",
+                "snapshot_seq",
+            ),
             closed=False,
         ),
         "RewardResult": _obj(

@@ -64,6 +64,13 @@ class ProblemError(Exception):
         return JSONResponse(body, self.status, self.headers, media_type=MEDIA_TYPE)
 
 
+def unknown_experiment(name: str) -> ProblemError:
+    """404: no experiment ``name`` (not even after reading the registry again)."""
+    return ProblemError(
+        404, f"no experiment {name[:120]!r}", type=UNKNOWN_EXPERIMENT, title="Unknown experiment"
+    )
+
+
 async def handle_problem(request: Request, exc: Exception) -> Response:
     """Exception handler: ``ProblemError`` -> its response."""
     assert isinstance(exc, ProblemError)

@@ -7,13 +7,15 @@ and of every middleware process add up.
 
 A ``Runtime`` serves one revision of the registry: the store of its
 experiments (one replica) and their ``Plans`` (allocations recomputed at
-most every 50 ms while the statistics move). When the registry changes (this
-worker or another changed an experiment), the runtime is replaced: the old
-store pushes its totals, the new one starts as a new replica and pulls the
-merged state at once, so no statistics are forgotten: they are keyed by
-experiment name, version and arm name. The old runtime keeps syncing for
-``RETIRE_AFTER`` intervals before its last push, so a request that took it
-just before the switch still has its pull or reward counted.
+most every 50 ms while the statistics move). Decisions walk the published
+allocations (``mabware.server._publisher``), which are the plans' as of the
+last snapshot. When the registry changes (this worker or another changed an
+experiment), the runtime is replaced: the old store pushes its totals, the
+new one starts as a new replica and pulls the merged state at once, so no
+statistics are forgotten: they are keyed by experiment name, version and
+arm name. The old runtime keeps syncing for ``RETIRE_AFTER`` intervals
+before its last push, so a request that took it just before the switch
+still has its pull or reward counted.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from mabware import assign
 from mabware._plans import Plan, Plans
 from mabware._ratelimit import OncePerInterval
 from mabware.history import History
+from mabware.server._published import Table
 from mabware.server._registry import Change, Entries, Registry
 from mabware.store import Store
 from mabware.store.merge import Replica, SharedState
@@ -102,29 +105,27 @@ class Runtime:
         self.plans.refresh(now)
         return self.plans.by_name[name]
 
-    def decide(self, name: str, unit_id: str | None, now: float) -> Decision:
-        """Pick an arm (by the unit's hash, or by sampling) and count the pull."""
-        plan = self.plan(name, now)
-        exp = plan.experiment
-        allocation = plan.allocation
-        if allocation.fallback:  # a disabled experiment: the default arm, not counted
+    def decide(self, name: str, unit_id: str | None, now: float, table: Table | None) -> Decision:
+        """Pick an arm from the published ``table`` (by the unit's hash, or by sampling).
+
+        The pull is counted in this runtime's store. No table (the snapshot
+        could not be published), or one whose status is not active: the
+        default arm, not counted. The table publishes this runtime's
+        version and arms (``Table.serves``), so its arm indexes are ours.
+        """
+        exp = self.entries[name].experiment
+        if table is None or table.cumulative is None:
             index = exp.default_index
             return Decision(name, exp.version, exp.arm_names[index], index, 1.0, counted=False)
         if unit_id is None:
-            index = assign.sample(allocation.cumulative, self._rng)
+            index = assign.sample(table.cumulative, self._rng)
         else:
-            index = assign.assign_unit(allocation.cumulative, name, exp.version, unit_id)
+            index = assign.assign_unit(table.cumulative, name, exp.version, unit_id)
         self.store.add_pull(name, index, now)
         for listener in self.pull_listeners:
             listener(name, exp.arm_names[index])
-        return Decision(
-            name,
-            exp.version,
-            exp.arm_names[index],
-            index,
-            allocation.probabilities[index],
-            counted=True,
-        )
+        share = table.experiment.allocation[index]
+        return Decision(name, exp.version, exp.arm_names[index], index, share, counted=True)
 
     def reward(
         self, name: str, arm_index: int, value: float, propensity: float | None, now: float
@@ -192,6 +193,15 @@ class Service:
         with self._lock:
             revision, entries = self.registry.load()
             return self._switch(revision, entries)
+
+    def current_if_any(self) -> Runtime | None:
+        """The current runtime; None while none started and the registry is empty.
+
+        An idle server starts no replica: it writes nothing to the store.
+        """
+        if self._runtime is None and not self.registry.load()[1]:
+            return None
+        return self.current()
 
     def knowing(self, name: str) -> Runtime:
         """The current runtime, reloaded once if it does not know experiment ``name``."""

@@ -15,6 +15,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import msgpack
+
 from mabware import policies
 from mabware.exceptions import ConfigError
 from mabware.experiment import Experiment
@@ -119,6 +121,10 @@ def entry(doc: Mapping[str, Any], name: str, arms: list[str], now: float) -> Ent
     for arm in payloads:
         if arm not in arms:
             j.invalid("payloads", payloads, "an object keyed by ids of arm_ids")
+    try:  # the edge snapshot carries payloads as MessagePack: refuse what it cannot
+        msgpack.packb(payloads)
+    except (OverflowError, TypeError, ValueError):
+        j.invalid("payloads", payloads, "JSON values with integers of at most 64 bits")
     if doc.get("default_arm") is not None:
         settings["default_arm"] = j.string(doc, "default_arm", ident=True)
         if settings["default_arm"] not in arms:

@@ -12,6 +12,15 @@ experiment is disabled); ``POST /reward`` adds a reward to an arm's sum.
 An arm's mean is therefore reward per decision, and a client that reports
 only successes (reward 1.0) and stays silent on failures learns correctly.
 
+Deciding: ``GET /decision`` walks the *published* allocation, the one the
+edge snapshot carries (``mabware.server._publisher``), and answers its
+``snapshot_seq``: a decision of the server and one of an edge client with
+the same snapshot agree. So the server learns at the snapshot cadence
+(``snapshot_interval``, 10 s by default): rewards are counted at once, but
+the allocation they move is published with the next snapshot. A change of
+an experiment is published before its answer. ``GET /decision`` and
+``POST /reward`` live in ``mabware.server._decisions``.
+
 Every refusal is an RFC 9457 problem naming the field (``mabware.server._json``),
 and a refused request changes nothing.
 """
@@ -22,16 +31,18 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from mabware.server import _decision_ids as decision_ids
 from mabware.server import _json as j
 from mabware.server import _settings as settings
 from mabware.server._auth import check_bearer, check_reader
-from mabware.server._problems import UNKNOWN_EXPERIMENT, ProblemError
-from mabware.server._registry import Entries, Entry
+from mabware.server._decisions import Decisions
+from mabware.server._problems import ProblemError, unknown_experiment
+from mabware.server._publisher import Publisher
+from mabware.server._registry import Change, Entries, Entry
 from mabware.server._service import Runtime, Service
 
 
@@ -40,18 +51,26 @@ class Api:
 
     Args:
         service: registry, store and runtime.
+        publisher: the published allocations decisions walk.
         write_token: bearer token of every mutation (None: no check).
         read_token: bearer token that reads (the write token reads too).
     """
 
     def __init__(
-        self, service: Service, *, write_token: str | None, read_token: str | None
+        self,
+        service: Service,
+        publisher: Publisher,
+        *,
+        write_token: str | None,
+        read_token: str | None,
     ) -> None:
         self.service = service
+        self.publisher = publisher
         self._write = write_token.encode() if write_token else None
         self._read = read_token.encode() if read_token else None
-        # reward mode "once": a retry of a rewarded decision is not counted twice
-        self._rewarded = decision_ids.Remembered()
+        self._decisions = Decisions(
+            service, publisher, write_token=self._write, read_token=self._read
+        )
 
     @property
     def health_route(self) -> Route:
@@ -71,8 +90,7 @@ class Api:
                 methods=["POST"],
             ),
             Route("/experiments/{experiment_id}/reset", self.reset, methods=["POST"]),
-            Route("/decision", self.decision, methods=["GET"]),
-            Route("/reward", self.reward, methods=["POST"]),
+            *self._decisions.routes,
             Route("/config", self.config, methods=["POST"]),
         ]
 
@@ -110,7 +128,7 @@ class Api:
                 raise ProblemError(409, f"experiment {name!r} exists already")
             return {**entries, name: entry}
 
-        runtime = self.service.update(add)
+        runtime = await self._update(add)
         # quoted: a header is latin-1, an id is any text but "/"
         location = f"/experiments/{quote(name, safe='')}"
         body = self._body(runtime, name)
@@ -125,74 +143,6 @@ class Api:
         self._may_read(request)
         runtime, name = self._located(request.path_params["experiment_id"])
         return JSONResponse(self._body(runtime, name))
-
-    async def decision(self, request: Request) -> Response:
-        self._may_read(request)
-        query = request.query_params
-        for field in query:
-            if field not in ("experiment_id", "unit_id"):
-                j.invalid(
-                    field,
-                    query[field],
-                    "no such parameter; the parameters are experiment_id, unit_id",
-                    status=400,
-                )
-        if "experiment_id" not in query:
-            j.missing("experiment_id", "the experiment's id")
-        unit_id = j.string(query, "unit_id", required=False, max_length=256)  # text, any id
-        runtime, name = self._located(query["experiment_id"])
-        d = runtime.decide(name, unit_id, self.service.clock())
-        entry = runtime.entries[name]
-        decision_id = decision_ids.new(d.version, d.arm_index, d.propensity)
-        return JSONResponse(
-            {
-                "experiment_id": name,
-                "arm_id": d.arm,
-                "strategy": entry.strategy,
-                "metadata": {"arms": list(entry.experiment.arm_names)},
-                "decision_id": decision_id,
-                "propensity": d.propensity,
-                "version": d.version,
-                "counted": d.counted,
-            },
-            headers={"Cache-Control": "no-store"},
-        )
-
-    async def reward(self, request: Request) -> Response:
-        self._may_write(request)
-        doc = await j.json_object(request)
-        j.only(doc, ("experiment_id", "arm_id", "decision_id", "reward", "value"))
-        name = j.string(doc, "experiment_id")
-        assert name is not None
-        runtime = self.service.knowing(name)
-        if name not in runtime.entries:
-            j.invalid("experiment_id", name, "the id of an existing experiment")
-        exp = runtime.entries[name].experiment
-        low, high = exp.reward_range
-        if "reward" in doc and "value" in doc:
-            j.invalid("value", doc["value"], "either reward or value, not both")
-        value = j.number(doc, "value" if "value" in doc else "reward", low, high)
-        arm_index, propensity, decision_id = decision_ids.rewarded_arm(doc, exp)
-        if (
-            decision_id is not None
-            and exp.reward_mode == "once"
-            and not self._rewarded.first(decision_id)
-        ):
-            counted = False  # a retry of a reward already counted here
-        else:
-            runtime.reward(name, arm_index, value, propensity, self.service.clock())
-            counted = True
-        return JSONResponse(
-            {
-                "status": "ok",  # the MAB E-Commerce Optimizer's answer starts so
-                "experiment_id": name,
-                "arm_id": exp.arm_names[arm_index],
-                "strategy": runtime.entries[name].strategy,
-                "reward": value,
-                "decision_id": decision_id,
-                "counted": counted,
-            }
-        )
 
     async def add_arms(self, request: Request) -> Response:
         self._may_write(request)
@@ -212,7 +162,7 @@ class Api:
             exp = settings.replaced(exp, ("arm_ids", new), arms=arms)
             return {**entries, name: replace(entry, experiment=exp)}
 
-        return JSONResponse(self._body(self.service.update(add), name))
+        return JSONResponse(self._body(await self._update(add), name))
 
     async def config(self, request: Request) -> Response:
         self._may_write(request)
@@ -234,7 +184,7 @@ class Api:
                 name: replace(entry, experiment=exp, strategy=strategy, strategy_params=params),
             }
 
-        return JSONResponse(self._body(self.service.update(swap), name))
+        return JSONResponse(self._body(await self._update(swap), name))
 
     async def switch_arm(self, request: Request) -> Response:
         self._may_write(request)
@@ -250,7 +200,7 @@ class Api:
             off = entry.disabled_arms - {arm} if switch == "enable" else entry.disabled_arms | {arm}
             return {**entries, name: replace(entry, disabled_arms=frozenset(off))}
 
-        return JSONResponse(self._body(self.service.update(flip), name))
+        return JSONResponse(self._body(await self._update(flip), name))
 
     async def reset(self, request: Request) -> Response:
         """A new version: visitors and decisions are assigned afresh; old data stays stored."""
@@ -262,19 +212,20 @@ class Api:
             exp = settings.replaced(entry.experiment, version=entry.experiment.version + 1)
             return {**entries, name: replace(entry, experiment=exp)}
 
-        return JSONResponse(self._body(self.service.update(bump), name))
+        return JSONResponse(self._body(await self._update(bump), name))
 
     # -- helpers -------------------------------------------------------------------
+
+    async def _update(self, change: Change) -> Runtime:
+        """Change the registry, then publish at once: the answer's change is in the snapshot."""
+        runtime = self.service.update(change)
+        await run_in_threadpool(self.publisher.changed)
+        return runtime
 
     def _located(self, name: str) -> tuple[Runtime, str]:
         runtime = self.service.knowing(name)  # perhaps created by another worker just now
         if name not in runtime.entries:
-            raise ProblemError(
-                404,
-                f"no experiment {name[:120]!r}",
-                type=UNKNOWN_EXPERIMENT,
-                title="Unknown experiment",
-            )
+            raise unknown_experiment(name)
         return runtime, name
 
     def _body(self, runtime: Runtime, name: str) -> dict[str, Any]:
@@ -293,5 +244,5 @@ class Api:
 def _existing(entries: Entries, name: str) -> Entry:
     """The entry, or 404 if another worker removed it meanwhile."""
     if name not in entries:
-        raise ProblemError(404, f"no experiment {name!r}", type=UNKNOWN_EXPERIMENT)
+        raise unknown_experiment(name)
     return entries[name]

@@ -44,6 +44,11 @@ _PUSH = {
     "required": ["replica", "seq", "seen", "tallies"],
 }
 _STATE = {"description": "The merged state (merge.pack).", "content": {"application/msgpack": {}}}
+_PUSHED = {
+    "description": "Merged: the merged state (merge.pack), or {seq} for the push token.",
+    "content": {"application/msgpack": {}},
+}
+_ETAG = {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}
 
 
 def _service_paths() -> dict[str, Any]:
@@ -85,13 +90,16 @@ def _replication_paths() -> dict[str, Any]:
             "post": {
                 "operationId": "postSync",
                 "summary": "Push a replica's totals; get the merged state",
-                "description": f"At most {MAX_PUSH} bytes of msgpack.",
                 "tags": ["replication"],
                 "requestBody": {
                     "required": True,
                     "content": {"application/msgpack": {"schema": _PUSH}},
                 },
-                "responses": responses({"200": _STATE}, 400, 401, 409, 413, 415, 422, 503),
+                "description": f"At most {MAX_PUSH} bytes of msgpack. With the write token "
+                "the answer is the merged state; with the push token (edge clients) it is "
+                '{"seq": <the seq pushed>}, and every tally must name an experiment, a '
+                "version and arms the registry has (else 422, nothing merged).",
+                "responses": responses({"200": _PUSHED}, 400, 401, 409, 413, 415, 422, 503),
             }
         },
         "/snapshot": {
@@ -99,9 +107,7 @@ def _replication_paths() -> dict[str, Any]:
                 "operationId": "getSnapshot",
                 "summary": "The merged state, with a strong ETag",
                 "tags": ["replication"],
-                "parameters": [
-                    {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}
-                ],
+                "parameters": [_ETAG],
                 "responses": responses(
                     {
                         "200": {**_STATE, "headers": {"ETag": {"schema": {"type": "string"}}}},
@@ -112,6 +118,36 @@ def _replication_paths() -> dict[str, Any]:
                 ),
             }
         },
+    }
+
+
+def _edge_paths() -> dict[str, Any]:
+    """``mabware.server.edge``: the edge SDK's snapshot, the read or the write token."""
+    signed = {
+        "description": "The signed snapshot (spec mabware.edge.v1, mabware.edge_snapshot).",
+        "content": {"application/msgpack": {}},
+        "headers": {"ETag": {"schema": {"type": "string"}}},
+    }
+    return {
+        "/edge/snapshot": {
+            "get": {
+                "operationId": "getEdgeSnapshot",
+                "summary": "The signed snapshot of the published allocations, with an ETag",
+                "description": "What the edge SDK decides from, and GET /decision walks: "
+                "every experiment's allocation after guardrails, under a rising seq.",
+                "tags": ["edge"],
+                "parameters": [_ETAG],
+                "responses": {
+                    "200": signed,
+                    "304": {"description": "Unchanged since the ETag sent."},
+                    **responses({}, 401, 503),
+                    "404": {
+                        "description": "This server signs no snapshots (no signing key).",
+                        "content": PROBLEM,
+                    },
+                },
+            }
+        }
     }
 
 
@@ -130,7 +166,7 @@ def document(*, secured: bool) -> dict[str, Any]:
             "description": "Multi-armed bandit experiments over HTTP, compatible with "
             "the MAB E-Commerce Optimizer's API. Every error is an RFC 9457 problem.",
         },
-        "paths": {**_service_paths(), **api_paths(), **_replication_paths()},
+        "paths": {**_service_paths(), **api_paths(), **_replication_paths(), **_edge_paths()},
         "components": {
             "schemas": schemas(),
             "securitySchemes": {
@@ -138,8 +174,8 @@ def document(*, secured: bool) -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "The write token changes and reads; the read token "
-                    "only reads (GET /experiments, /decision). /sync and /snapshot "
-                    "take the write token.",
+                    "only reads (GET /experiments, /decision, /snapshot, /edge/snapshot). "
+                    "/sync takes the write token, or the push token (push only).",
                 }
             },
         },

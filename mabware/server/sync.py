@@ -10,6 +10,12 @@ The server stamps a push's ``seen`` with its own clock: retention is then
 measured by one clock, and a replica whose host clock runs late is not
 retired on arrival.
 
+A push-only token (``mabware serve --push-token``, for edge clients) may
+push but not read: its push must name experiments and arms the registry
+has (``mabware.server._push_scope``; nothing of a push that does not is
+merged), and its answer is not the merged state but ``{"seq": <the seq
+pushed>}`` in msgpack, status 200: the client knows its push is durable.
+
 Status codes, each with an RFC 9457 problem body:
 
 * 401 no or wrong bearer token (``WWW-Authenticate: Bearer``);
@@ -17,7 +23,8 @@ Status codes, each with an RFC 9457 problem body:
 * 413 a body over ``max_body`` bytes;
 * 415 a body that is not ``application/msgpack``;
 * 422 a push that is not msgpack or not a valid push (type ``INVALID_PUSH``);
-  the detail names the field;
+  the detail names the field (for the push token: the unknown experiment,
+  version or arm);
 * 503 the server's own state cannot be read or written (``STATE_UNAVAILABLE``).
 
 The file backend blocks (``flock``, ``fsync``), so merges run in the thread
@@ -41,13 +48,14 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 
+import msgpack
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mabware._ratelimit import OncePerInterval
-from mabware.server._auth import check_bearer, check_reader
+from mabware.server._auth import check_pusher, check_reader
 from mabware.server._problems import (
     RETIRED_REPLICA,
     STATE_UNAVAILABLE,
@@ -79,6 +87,8 @@ class SyncEndpoints:
         backend: where the merged state lives (``mabware.server._state``).
         token: the write token: pushes need it (and it reads too); None: no check.
         read_token: a token that reads the snapshot but cannot push.
+        push_token: a token that pushes, held to ``check_push``, and reads nothing.
+        check_push: raises ProblemError for a push the push token may not make.
         max_body: the largest push accepted, in bytes.
         clock: wall-clock seconds, stamped on every push as ``seen``.
     """
@@ -89,12 +99,16 @@ class SyncEndpoints:
         *,
         token: str | None = None,
         read_token: str | None = None,
+        push_token: str | None = None,
+        check_push: Callable[[Replica], None] | None = None,
         max_body: int = MAX_BODY,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.backend = backend
         self._token = token.encode() if token is not None else None
         self._read_token = read_token.encode() if read_token is not None else None
+        self._push_token = push_token.encode() if push_token is not None else None
+        self._check_push = check_push
         self.max_body = max_body
         self._clock = clock
         self._log = OncePerInterval(logger)
@@ -109,8 +123,8 @@ class SyncEndpoints:
         ]
 
     async def sync(self, request: Request) -> Response:
-        """Merge the posted push; answer the merged state."""
-        check_bearer(request, self._token)
+        """Merge the posted push; answer the merged state (the push token: its seq)."""
+        push_only = check_pusher(request, self._token, self._push_token)
         media_type = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
         if not media_type and request.headers.get("Content-Length", "0") == "0":
             raise invalid_push("a push is required: the body is empty")
@@ -121,6 +135,8 @@ class SyncEndpoints:
                 headers={"Accept-Post": MEDIA_TYPE},
             )
         replica_id, push = decode_push(await self._body(request))
+        if push_only and self._check_push is not None:
+            self._check_push(push)
         push = Replica(push.seq, self._clock(), push.tallies)
         try:
             with self._state_guard():
@@ -139,6 +155,8 @@ class SyncEndpoints:
                 # exactly that one, even if its reply was lost (mabware.store.shared)
                 extra={"folded_seq": exc.folded_seq},
             ) from None
+        if push_only:
+            data = msgpack.packb({"seq": push.seq})
         return Response(data, media_type=MEDIA_TYPE, headers={"Cache-Control": "no-store"})
 
     async def snapshot(self, request: Request) -> Response:

@@ -29,10 +29,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "schemathesis-token"
+# A signing key, so that GET /edge/snapshot answers its snapshot (not the 404 of a
+# server without one); a short snapshot interval, so that it changes during the run.
 SERVER = """
-import sys, uvicorn
+import json, sys, uvicorn
+from mabware.edge_snapshot import generate_signing_keys
 from mabware.server import create_app
-app = create_app("file:" + sys.argv[1], token=sys.argv[2], sync_interval=0.2)
+app = create_app("file:" + sys.argv[1], token=sys.argv[2], sync_interval=0.2,
+                 signing_key=json.dumps(generate_signing_keys()), snapshot_interval=1.0)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning")
 """
 

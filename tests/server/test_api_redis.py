@@ -11,9 +11,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import redis
 from api_client import Client
 from redis_server import running_redis
 
+from mabware import edge_snapshot
 from mabware.server import create_app
 
 
@@ -67,6 +69,39 @@ def test_a_config_change_on_one_worker_reaches_the_other(tmp_path: Path) -> None
                    and time.monotonic() < deadline):  # fmt: skip
                 time.sleep(0.05)  # the registry revision is re-read every 0.25 s
             assert second.get("/experiments/cta").json()["policy"]["name"] == "ucb1"
+        finally:
+            first.close()
+            second.close()
+
+
+def test_two_workers_serve_one_signed_snapshot_from_redis(tmp_path: Path) -> None:
+    pair = edge_snapshot.generate_signing_keys()
+    public = edge_snapshot.public_key(pair["public_key"])
+    with running_redis(tmp_path) as redis_server:
+        first = Client(create_app(redis_server.url, signing_key=pair["private_key"]))
+        second = Client(create_app(redis_server.url, signing_key=pair["private_key"]))
+        try:
+            created = first.post("/experiments", json={"experiment_id": "cta",
+                                                      "arm_ids": ["blue", "green"]})  # fmt: skip
+            assert created.status_code == 201
+            stored = redis.Redis.from_url(redis_server.url).hget("mabware:edge", "data")
+            assert [e.name for e in edge_snapshot.read(stored, public).experiments] == ["cta"]
+            # the second has not seen it: it reads the stored snapshot at once
+            decision = second.get("/decision", params={"experiment_id": "cta", "unit_id": "u"})
+            mine = first.get("/decision", params={"experiment_id": "cta", "unit_id": "u"})
+            assert decision.json()["snapshot_seq"] == mine.json()["snapshot_seq"]
+            assert decision.json()["arm_id"] == mine.json()["arm_id"]
+            assert edge_snapshot.read(stored, public).seq == mine.json()["snapshot_seq"]
+            assert second.get("/edge/snapshot").content == stored
+            # a reset on the second is published at once, for the first too
+            assert second.post("/experiments/cta/reset").status_code == 200
+            deadline = time.monotonic() + 2
+            reset = first.get("/decision", params={"experiment_id": "cta"}).json()
+            while reset["version"] != 2:  # the registry revision is re-read every 0.25 s
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+                reset = first.get("/decision", params={"experiment_id": "cta"}).json()
+            assert reset["snapshot_seq"] > mine.json()["snapshot_seq"]
         finally:
             first.close()
             second.close()

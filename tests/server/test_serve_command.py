@@ -8,6 +8,7 @@ to run (and the environment it would hand its workers). One test runs
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from starlette.applications import Starlette
 
 import mabware.server
 from mabware.cli import main
+from mabware.edge_snapshot import generate_signing_keys
 from mabware.exceptions import ConfigError
 from mabware.server import ENVIRONMENT, app_from_environment
 
@@ -131,6 +133,9 @@ def test_the_read_token_and_sync_interval_reach_create_app(uvicorn_runs, created
         "retention": 3600.0,
         "sync_interval": 0.25,
         "protect": [],
+        "signing_key": None,
+        "snapshot_interval": 10.0,
+        "push_token": None,
     }
     (call,) = uvicorn_runs
     assert isinstance(call["app"], Starlette)
@@ -149,9 +154,13 @@ def test_several_workers_run_the_factory_with_the_settings_in_their_environment(
     uvicorn_runs, created, clean_env, tmp_path
 ):
     store = f"file:{tmp_path / 'state'}"
+    key_file = tmp_path / "signing.json"
+    key_file.write_text(json.dumps(generate_signing_keys()))
     args = ["serve", "--workers", "3", "--store", store, "--port", "8124", "--access-log",
             "--token", "wr1te", "--read-token", "r3ad", "--retention", "60",
-            "--sync-interval", "0.25", "--protect", "metrics, docs"]  # fmt: skip
+            "--sync-interval", "0.25", "--protect", "metrics, docs",
+            "--signing-key-file", str(key_file), "--snapshot-interval", "2.5",
+            "--push-token", "pu5h"]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     (call,) = uvicorn_runs
@@ -167,6 +176,9 @@ def test_several_workers_run_the_factory_with_the_settings_in_their_environment(
         "retention": "60.0",
         "sync_interval": "0.25",
         "protect": "metrics,docs",
+        "signing_key": key_file.read_text(),
+        "snapshot_interval": "2.5",
+        "push_token": "pu5h",
     }
     # a fresh empty directory for the workers' metrics, gone when the server stops
     assert call["metrics_dir_ready"]
@@ -180,7 +192,8 @@ def test_several_workers_run_the_factory_with_the_settings_in_their_environment(
     app_from_environment(env)
     assert created == [
         {"store_url": store, "token": "wr1te", "read_token": "r3ad", "retention": 60.0,
-         "sync_interval": 0.25, "protect": ["metrics", "docs"]}
+         "sync_interval": 0.25, "protect": ["metrics", "docs"],
+         "signing_key": key_file.read_text(), "snapshot_interval": 2.5, "push_token": "pu5h"}
     ]  # fmt: skip
 
 
@@ -224,6 +237,62 @@ def test_bad_settings_with_several_workers_are_usage_errors(
     assert says in result.output
     assert not uvicorn_runs
     assert not {*ENVIRONMENT.values(), METRICS_DIR} & set(os.environ)
+
+
+def test_the_signing_key_comes_from_a_file_or_the_environment(
+    uvicorn_runs, created, clean_env, tmp_path, monkeypatch
+):
+    pair = generate_signing_keys()
+    key_file = tmp_path / "signing.json"
+    key_file.write_text(json.dumps(pair))
+    args = ["serve", "--store", "memory:", "--snapshot-interval", "3"]
+    assert CliRunner().invoke(main, [*args, "--signing-key-file", str(key_file)]).exit_code == 0
+    monkeypatch.setenv("MABWARE_SIGNING_KEY", pair["private_key"])  # the key text itself
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert [(c["signing_key"], c["snapshot_interval"]) for c in created] == [
+        (key_file.read_text(), 3.0),
+        (pair["private_key"], 3.0),
+    ]
+
+
+@pytest.mark.parametrize("text", ["not-a-key-at-all", '{"public_key": "x"}', "QUJD" * 10])
+def test_a_bad_signing_key_is_a_usage_error_that_never_prints_it(
+    uvicorn_runs, clean_env, tmp_path, monkeypatch, text
+):
+    key_file = tmp_path / "signing.json"
+    key_file.write_text(text)
+    args = ["serve", "--store", "memory:"]
+    from_file = CliRunner().invoke(main, [*args, "--signing-key-file", str(key_file)])
+    assert from_file.exit_code == 2
+    assert "--signing-key-file" in from_file.output
+    monkeypatch.setenv("MABWARE_SIGNING_KEY", text)
+    from_env = CliRunner().invoke(main, args)
+    assert from_env.exit_code == 2
+    assert "MABWARE_SIGNING_KEY" in from_env.output
+    for result in (from_file, from_env):
+        assert text not in result.output
+        assert "keygen --signing" in result.output
+    missing = CliRunner().invoke(main, [*args, "--signing-key-file", str(tmp_path / "none")])
+    assert missing.exit_code == 2
+    assert "--signing-key-file" in missing.output
+    assert not uvicorn_runs
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--push-token", "pu5h"], "push_token needs a write token"),
+        (["--push-token", "same", "--token", "same"], "push_token must differ"),
+        (["--snapshot-interval", "0"], "--snapshot-interval"),
+    ],
+)
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_bad_edge_settings_are_usage_errors(uvicorn_runs, clean_env, tmp_path, args, says, workers):
+    store = ["--store", f"file:{tmp_path / 'state'}"]
+    result = CliRunner().invoke(main, ["serve", "--workers", workers, *store, *args])
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    assert not uvicorn_runs
 
 
 def test_app_from_environment_names_a_variable_that_is_no_number():
