@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from mabware_edge import EdgeClient
 
 from mabware.edge_snapshot import generate_signing_keys
-from mabware_edge import EdgeClient
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -107,7 +107,7 @@ def start_server(
     deadline = time.monotonic() + LIVENESS
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"mabware serve exited with {process.returncode}:\n{server.output()}")
+            raise RuntimeError(f"mabware serve exited ({process.returncode}):\n{server.output()}")
         with contextlib.suppress(httpx.TransportError):
             if httpx.get(server.url + "/health", timeout=2.0).status_code == 200:
                 return server

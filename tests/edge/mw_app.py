@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import os
 
+from harness import COOKIE_KEY
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import Scope
-
-from harness import COOKIE_KEY
 
 from mabware import Experiment, MabwareMiddleware
 from mabware.guardrails import Guardrails
