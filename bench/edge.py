@@ -14,7 +14,8 @@ tables compare fairly on a shared, noisy machine.
    the SDK's reader beside mabware's own.
 3. A cold start: ``import mabware_edge`` plus loading that snapshot from the
    cache file, beside ``import mabware`` (fresh interpreters, median).
-4. Pushes per second from SDK replicas to a real ``mabware serve``.
+4. Pushes per second to a real ``mabware serve`` (file store, 8 client
+   processes): SDK replicas beside middleware replicas.
 5. Regret of SDK decisions fed one snapshot per simulated interval, beside
    Thompson sampling in one process (tests/edge/learning.py).
 """
@@ -31,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +41,9 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests" / "edge")]
 
 from _markdown import num, table  # noqa: E402
 from _regret_report import machine  # noqa: E402
+from harness import PUSH, WRITE, start_server, stop_server  # noqa: E402
 from mabware_edge import EdgeClient, read_snapshot  # noqa: E402
+from sync import timed_clients  # noqa: E402
 
 from mabware import Experiment  # noqa: E402
 from mabware.edge_snapshot import (  # noqa: E402
@@ -51,6 +55,9 @@ from mabware.edge_snapshot import (  # noqa: E402
     public_key,
     read,
 )
+from mabware.statistics import Statistics  # noqa: E402
+from mabware.store.http import HttpBackend  # noqa: E402
+from mabware.store.merge import Replica, Tally  # noqa: E402
 from mabware.testing import make_engine  # noqa: E402
 
 Block = Callable[[int], float]
@@ -216,6 +223,63 @@ def cold_table(repeats: int) -> str:
     return table(["fresh interpreter, in-process time", "ms (median)", "x import mabware"], rows)
 
 
+def sdk_pusher(url: str, key: str, seconds: float, start: Any, results: Any) -> None:
+    """One SDK replica: a decision and a reward, then a push, until ``seconds`` have passed."""
+    edge = EdgeClient(
+        f"{url}/edge/snapshot",
+        public_key=key,
+        read_token=WRITE,
+        push_url=f"{url}/sync",
+        push_token=PUSH,
+        refresh="manual",
+    )
+    assert edge.refresh()
+    pushes = 0
+    start.wait()
+    stop_at = time.monotonic() + seconds
+    while time.monotonic() < stop_at:
+        edge.reward(edge.decide("exp0", "u").decision_id, 1.0)
+        pushes += edge.push()
+    edge.close()
+    results.put(pushes)
+
+
+def replica_pusher(url: str, key: str, seconds: float, start: Any, results: Any) -> None:
+    """One middleware replica (``HttpBackend``): push, and pull the merged state back."""
+    backend = HttpBackend(url, token=WRITE)
+    replica_id = os.urandom(8).hex()
+    pushes = 0
+    start.wait()
+    stop_at = time.monotonic() + seconds
+    while time.monotonic() < stop_at:
+        pushes += 1
+        stats = Statistics.from_counts([pushes, 0], [pushes / 2, 0.0])
+        tallies = {("exp0", 1): Tally(("a", "b"), stats)}
+        backend.exchange(replica_id, Replica(pushes, time.time(), tallies))
+    backend.close()
+    results.put(pushes)
+
+
+def pushes_table(clients: int, seconds: float) -> str:
+    rows = []
+    for label, pusher in (
+        ("SDK replicas, push token (answer: the seq)", sdk_pusher),
+        ("middleware replicas, HttpBackend (answer: the merged state)", replica_pusher),
+    ):
+        with tempfile.TemporaryDirectory(prefix="mabware-edge-bench-") as directory:
+            server = start_server(Path(directory), snapshot_interval=10.0)
+            try:
+                server.create("exp0", ["a", "b"], reward_mode="every")
+                argses = [(server.url, server.public_key, seconds) for _ in range(clients)]
+                counts, wall = timed_clients(pusher, argses)
+            finally:
+                stop_server(server)
+        rows.append([label, clients, f"{sum(counts):,}", f"{sum(counts) / wall:,.0f}"])
+    return table(
+        ["POST /sync on mabware serve (file store)", "clients", "pushes", "pushes/s"], rows
+    )
+
+
 def learning_table(replicates: int) -> str:
     from learning import ENVIRONMENTS, sdk_regret, single_process_regret
 
@@ -248,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
     print(parse_table(repeats=3 if quick else 15))
     print()
     print(cold_table(repeats=3 if quick else 15))
+    print()
+    print(pushes_table(clients=8, seconds=2.0 if quick else 10.0))
     print()
     print(learning_table(replicates=1 if quick else 10))
 
