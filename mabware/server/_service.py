@@ -253,8 +253,14 @@ class Service:
         runtime.close()
 
     def tick(self) -> None:
-        """Recompute the allocations that are due (the server's ticker calls it)."""
-        self.current().plans.refresh(self.clock())
+        """Recompute the allocations that are due (the server's ticker calls it).
+
+        An idle server (no experiments, no runtime yet) starts none: a runtime
+        is a replica, and an idle server writes nothing to the store.
+        """
+        runtime = self.current_if_any()
+        if runtime is not None:
+            runtime.plans.refresh(self.clock())
 
     def dashboard_source(self) -> tuple[list[ExperimentSummary], History]:
         """What ``mabware.dashboard.Dashboard`` shows: every experiment, and the history."""

@@ -64,3 +64,11 @@ def test_close_pushes_the_runtimes_still_retiring() -> None:
     assert _pulls(backend, "one") == 0.0
     service.close()
     assert _pulls(backend, "one") == 1.0
+
+
+def test_the_ticker_of_an_idle_server_starts_no_replica() -> None:
+    backend = MemoryBackend(retention=60.0)
+    service = Service(MemoryRegistry(), backend, scheme="memory", sync_interval=60.0)
+    service.tick()  # no experiments: nothing to recompute, and no replica to push
+    service.close()
+    assert backend.read().replicas == {}
