@@ -16,8 +16,6 @@ The output is deterministic: every random choice comes from one seeded
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import random
 import sys
@@ -25,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _frozen import write_or_check
+from _frozen import generate
 
 from mabware.assign import SPEC, cumulative, unit_hash, walk
 
@@ -383,29 +381,12 @@ def build() -> dict[str, Any]:
     return {"spec": SPEC, "description": DESCRIPTION, "cases": cases}
 
 
-def render(document: dict[str, Any]) -> str:
-    """JSON with one case per line (readable diffs), ASCII-only.
-
-    ``ensure_ascii`` keeps every non-ASCII character as a ``\\u`` escape so
-    that no editor or tool can re-normalise the Unicode test strings.
-    """
-    head = json.dumps(
-        {"spec": document["spec"], "description": document["description"]}, ensure_ascii=True
-    )
-    lines = [json.dumps(case, ensure_ascii=True, allow_nan=False) for case in document["cases"]]
-    return head[:-1] + ', "cases": [\n' + ",\n".join(lines) + "\n]}\n"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare, do not write")
-    parser.add_argument("--output", type=Path, default=OUTPUT)
-    args = parser.parse_args(argv)
-    document = build()
-    text = render(document)
-    # repr() floats round-trip: the parsed file equals what was computed
-    assert json.loads(text) == document
-    return write_or_check(args.output, text, f"{len(document['cases'])} cases", check=args.check)
+    return generate(__doc__ or "", build, OUTPUT, ["cases"], _counts, argv)
+
+
+def _counts(document: dict[str, Any]) -> str:
+    return f"{len(document['cases'])} cases"
 
 
 if __name__ == "__main__":

@@ -20,10 +20,8 @@ checked against ``CookieCodec`` on every valid case.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
-import json
 import random
 import string
 import sys
@@ -32,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-from _frozen import write_or_check
+from _frozen import generate
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -551,26 +549,13 @@ def build() -> dict[str, Any]:
     }
 
 
-def render(document: dict[str, Any]) -> str:
-    """JSON with one key or case per line (readable diffs), ASCII-only."""
-    head = json.dumps({"spec": document["spec"], "description": document["description"]})
-    parts = [head[:-1]]
-    for section in ("keys", "valid", "invalid"):
-        lines = [json.dumps(item, ensure_ascii=True, allow_nan=False) for item in document[section]]
-        parts.append(f', "{section}": [\n' + ",\n".join(lines) + "\n]")
-    return "".join(parts) + "}\n"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare, do not write")
-    parser.add_argument("--output", type=Path, default=OUTPUT)
-    args = parser.parse_args(argv)
-    document = build()
-    text = render(document)
-    assert json.loads(text) == document
-    counts = f"{len(document['valid'])} valid, {len(document['invalid'])} invalid cases"
-    return write_or_check(args.output, text, counts, check=args.check)
+    sections = ["keys", "valid", "invalid"]
+    return generate(__doc__ or "", build, OUTPUT, sections, _counts, argv)
+
+
+def _counts(document: dict[str, Any]) -> str:
+    return f"{len(document['valid'])} valid, {len(document['invalid'])} invalid cases"
 
 
 if __name__ == "__main__":

@@ -19,17 +19,15 @@ independent reading of the spec that also makes the hand-built cases.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgpack
-from _frozen import write_or_check
+from _frozen import generate
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -344,26 +342,13 @@ def build() -> dict[str, Any]:
     }
 
 
-def render(document: dict[str, Any]) -> str:
-    """JSON with one case per line (readable diffs), ASCII-only."""
-    head = {k: v for k, v in document.items() if k not in ("valid", "invalid", "rollback")}
-    parts = [json.dumps(head, ensure_ascii=True)[:-1]]
-    for section in ("valid", "invalid", "rollback"):
-        lines = [json.dumps(item, ensure_ascii=True, allow_nan=False) for item in document[section]]
-        parts.append(f', "{section}": [\n' + ",\n".join(lines) + "\n]")
-    return "".join(parts) + "}\n"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare, do not write")
-    parser.add_argument("--output", type=Path, default=OUTPUT)
-    args = parser.parse_args(argv)
-    document = build()
-    text = render(document)
-    assert json.loads(text) == document
-    counts = f"{len(document['valid'])} valid, {len(document['invalid'])} invalid cases"
-    return write_or_check(args.output, text, counts, check=args.check)
+    sections = ["valid", "invalid", "rollback"]
+    return generate(__doc__ or "", build, OUTPUT, sections, _counts, argv)
+
+
+def _counts(document: dict[str, Any]) -> str:
+    return f"{len(document['valid'])} valid, {len(document['invalid'])} invalid cases"
 
 
 if __name__ == "__main__":
