@@ -27,10 +27,9 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
-from mabware.store._durable import locked, write_atomically
+from mabware.store._durable import beside, locked, read_revision, revision, write_atomically
 
 #: given what is stored (None: nothing), the bytes to store instead, or None to keep it
 Make = Callable[[bytes | None], bytes | None]
@@ -87,30 +86,17 @@ class FileEdgeStorage:
     recheck = 0.05
 
     def __init__(self, state_path: str | os.PathLike[str]) -> None:
-        state = Path(state_path).expanduser().absolute()
-        self.path = state.with_name(state.name + ".edge")
-        self.lock_path = state.with_name(state.name + ".edge.lock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = beside(state_path, ".edge")
+        self.lock_path = beside(state_path, ".edge.lock")
 
     def __repr__(self) -> str:
         return f"FileEdgeStorage({str(self.path)!r})"
 
     def revision(self) -> object:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return revision(self.path)
 
     def load(self) -> tuple[object, bytes | None]:
-        # The revision comes from the open file, so the pair always belongs together.
-        try:
-            with open(self.path, "rb") as f:
-                st = os.fstat(f.fileno())
-                data = f.read()
-        except FileNotFoundError:
-            return None, None
-        return (st.st_ino, st.st_size, st.st_mtime_ns), data
+        return read_revision(self.path)
 
     def replace(self, make: Make) -> tuple[object, bytes | None]:
         with locked(self.lock_path):

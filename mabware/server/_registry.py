@@ -29,11 +29,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from mabware.experiment import Experiment
-from mabware.store._durable import locked, write_atomically
+from mabware.store._durable import beside, locked, read_revision, revision, write_atomically
 
 #: registry document format
 FORMAT = 1
@@ -126,31 +125,19 @@ class FileRegistry:
     """The entries in a JSON file beside the state file."""
 
     def __init__(self, state_path: str | os.PathLike[str]) -> None:
-        state = Path(state_path).expanduser().absolute()
-        self.path = state.with_name(state.name + ".experiments.json")
-        self.lock_path = state.with_name(state.name + ".experiments.lock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = beside(state_path, ".experiments.json")
+        self.lock_path = beside(state_path, ".experiments.lock")
 
     def __repr__(self) -> str:
         return f"FileRegistry({str(self.path)!r})"
 
     def revision(self) -> object:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return revision(self.path)
 
     def load(self) -> tuple[object, Entries]:
-        # The rename makes every read whole; the revision is taken from the
-        # open file so the pair (revision, entries) always belongs together.
-        try:
-            with open(self.path, "rb") as f:
-                st = os.fstat(f.fileno())
-                doc = json.loads(f.read())
-        except FileNotFoundError:
-            return None, {}
-        return (st.st_ino, st.st_size, st.st_mtime_ns), _entries(doc)
+        # The rename makes every read whole, and the pair belongs together
+        found, data = read_revision(self.path)
+        return (found, {}) if data is None else (found, _entries(json.loads(data)))
 
     def update(self, change: Change) -> tuple[object, Entries]:
         with locked(self.lock_path):

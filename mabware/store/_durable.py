@@ -1,7 +1,9 @@
 """Files that many processes change: an exclusive ``flock``, and atomic, durable writes.
 
-Used by the ``file:`` store for its state and by the server for its
-experiment registry beside it.
+Used by the ``file:`` store for its state and by the server for the files
+it keeps beside it (the experiment registry, the edge snapshot). A file's
+*revision* is its (inode, size, mtime): every atomic write makes a new
+inode, so a reader that sees the same revision holds the same content.
 """
 
 from __future__ import annotations
@@ -67,3 +69,30 @@ def write_atomically(
     finally:
         os.close(dir_fd)
     crash_at("dir_synced")
+
+
+def beside(state_path: str | os.PathLike[str], suffix: str) -> Path:
+    """The sidecar ``STATE{suffix}`` next to a state file; its directory is created."""
+    state = Path(state_path).expanduser().absolute()
+    state.parent.mkdir(parents=True, exist_ok=True)
+    return state.with_name(state.name + suffix)
+
+
+def revision(path: Path) -> object:
+    """The file's revision (one ``stat``), or None when it does not exist."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def read_revision(path: Path) -> tuple[object, bytes | None]:
+    """The file's revision and content, taken from one open file so they belong together."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
+    except FileNotFoundError:
+        return None, None
+    return (st.st_ino, st.st_size, st.st_mtime_ns), data
