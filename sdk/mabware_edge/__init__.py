@@ -17,9 +17,8 @@ never ``mabware`` itself: it re-implements the specs ``mabware.edge.v1``
 in the repository's ``tests/vectors/`` hold both sides to them.
 """
 
-from mabware_edge._cookie import CookieEntry
 from mabware_edge._decide import RandomSource
-from mabware_edge._decision import Cookie, Decision
+from mabware_edge._decision import Cookie, CookieEntry, Decision
 from mabware_edge._snapshot import Snapshot, SnapshotError, SnapshotExperiment, read_snapshot
 from mabware_edge._transport import Response, Transport, UrllibTransport
 from mabware_edge.client import EdgeClient

@@ -8,51 +8,42 @@ MessagePack ``[issued, {experiment: [arm, version, decision, assigned,
 rewarded]}]``; the token is base64url(``0x01 || key id || nonce ||
 AES-GCM(plaintext, ad = "mabware.cookie" || 0x01 || key id || name)``).
 Decoding never raises: it names the first check that failed.
+
+The client imports this module, and AES-GCM and HKDF with it, only when
+it is given ``secret_keys``: a client without cookies never needs them, and
+they would cost every cold start a few milliseconds.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here, unlike the other modules: under it
+# NamedTuple compile()s each field's annotation string, and the first compile() in a
+# process sets up CPython's AST types (~1 ms). Every annotation here evaluates at
+# import as it is: nothing in this module refers ahead.
 
-import base64
+import binascii
 import math
 import os
-import string
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import NamedTuple
 
 import msgpack
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-MAX_AGE_LIMIT = 34_560_000  # 400 days
+# defined with Cookie, which a client without cookies needs too; re-exported as the spec's
+from mabware_edge._decision import MAX_AGE_LIMIT as MAX_AGE_LIMIT
+from mabware_edge._decision import CookieEntry as CookieEntry
+
 MAX_TOKEN_CHARS = 4096
 MAX_LINE = 4093  # len("Set-Cookie: " + value)
 _MAX_INT = 2**63 - 1
-_ALPHABET = (string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_").encode()
+_LETTERS_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"  # not `string`'s
+_ALPHABET = (_LETTERS_DIGITS + "-_").encode()
 _VALUE = {c: i for i, c in enumerate(_ALPHABET)}
 _UNUSED_BITS = (0, 0, 0x0F, 0x03)  # by len % 4: low bits of the last char that must be 0
-_NAME_CHARS = frozenset("!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits)
+_NAME_CHARS = frozenset("!#$%&'*+-.^_`|~" + _LETTERS_DIGITS)
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _MIN_RAW = 1 + 4 + 12 + 16  # header, nonce, tag
-
-
-class CookieEntry(NamedTuple):
-    """One experiment's assignment as the cookie carries it (spec step 2).
-
-    Attributes:
-        arm: the arm's name.
-        version: the experiment version it was assigned under.
-        decision: the decision id, ``0 .. 2**63 - 1``.
-        assigned: unix seconds when it was assigned.
-        rewarded: a ``once`` reward was counted for it.
-    """
-
-    arm: str
-    version: int
-    decision: int
-    assigned: int
-    rewarded: bool = False
 
 
 class Decoded(NamedTuple):
@@ -75,11 +66,13 @@ def b64decode(text: bytes) -> bytes | None:
     rest = len(text) % 4
     if rest == 1 or (rest and _VALUE[text[-1]] & _UNUSED_BITS[rest]):
         return None
-    return base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
+    # base64.urlsafe_b64decode's own steps, on input already checked
+    return binascii.a2b_base64((text + b"=" * (-len(text) % 4)).translate(_FROM_URLSAFE))
 
 
 def b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    encoded = binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE)
+    return encoded.rstrip(b"=").decode("ascii")
 
 
 def secret_bytes(value: object, index: int) -> bytes:
@@ -131,6 +124,10 @@ class CookieCodec:
             raise ValueError(f"cookie max_age must be an int in 1..{MAX_AGE_LIMIT}")
         if not isinstance(skew, int | float) or not 0 <= skew < math.inf:
             raise ValueError("cookie skew must be a finite number of seconds >= 0")
+        from cryptography.hazmat.primitives import hashes  # see the module docstring
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
         self.name, self.max_age, self.skew = name, max_age, float(skew)
         self._clock, self._random_bytes = clock, random_bytes
         self._keys: list[tuple[bytes, AESGCM, bytes]] = []  # (key id, cipher, associated data)

@@ -10,11 +10,15 @@ and the ``rewarded`` flag of a ``once`` decision travels in it.
 
 from __future__ import annotations
 
-from mabware_edge._cookie import CookieCodec, CookieEntry
-from mabware_edge._decision import COOKIE, COUNTED, Cookie, Decision
-from mabware_edge._events import Events
-from mabware_edge._feed import View
-from mabware_edge._ledger import Ledger
+from typing import TYPE_CHECKING
+
+from mabware_edge._decision import COOKIE, COUNTED, Cookie, CookieEntry, Decision
+
+if TYPE_CHECKING:
+    from mabware_edge._cookie import CookieCodec
+    from mabware_edge._events import Events
+    from mabware_edge._feed import View
+    from mabware_edge._ledger import Ledger
 
 
 def token_of(name: str, header: str | bytes | None) -> str | None:

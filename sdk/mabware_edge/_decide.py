@@ -10,15 +10,11 @@ branch before it.
 
 from __future__ import annotations
 
-import random
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
-from hashlib import blake2b
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from mabware_edge._assign import SCALE
-from mabware_edge._cookie import CookieEntry
+from mabware_edge._assign import SCALE, blake2b
 from mabware_edge._decision import (
     ASSIGNED,
     COOKIE,
@@ -29,12 +25,21 @@ from mabware_edge._decision import (
     STALE,
     UNKNOWN_EXPERIMENT,
     Cookie,
+    CookieEntry,
     Decision,
 )
 from mabware_edge._events import Events
 from mabware_edge._feed import Compiled, Feed, View
 from mabware_edge._ledger import Ledger
 from mabware_edge._schedule import Scheduler
+
+if TYPE_CHECKING:
+    from _random import Random
+
+try:
+    from _bisect import bisect_right  # bisect.bisect_right itself, without bisect.py's import
+except ImportError:  # pragma: no cover - an interpreter without CPython's module
+    from bisect import bisect_right
 
 _new = tuple.__new__  # builds a Decision without NamedTuple's keyword handling
 
@@ -56,7 +61,7 @@ class Decider:
     _stale_after: float
     _defaults: dict[str, str]
     _rng: RandomSource
-    _ids: random.Random
+    _ids: Random
     _errors: Events
     _stale_log: Events
 

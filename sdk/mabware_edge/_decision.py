@@ -1,11 +1,19 @@
-"""What ``decide`` answers, and what ``read_cookie`` reads."""
+"""What ``decide`` answers, and what ``read_cookie`` reads.
 
-from __future__ import annotations
+``CookieEntry`` and ``MAX_AGE_LIMIT`` belong to the cookie spec
+(``mabware_edge._cookie``) but live here, with ``Cookie``: so a client
+without ``secret_keys`` never imports the codec and its ciphers.
+"""
+
+# No ``from __future__ import annotations`` here, unlike the other modules: under it
+# NamedTuple compile()s each field's annotation string, and the first compile() in a
+# process sets up CPython's AST types (~1 ms). Every annotation here evaluates at
+# import as it is: nothing in this module refers ahead.
 
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
-from mabware_edge._cookie import CookieEntry
+MAX_AGE_LIMIT = 34_560_000  # 400 days: the cookie spec's longest lifetime
 
 #: why a decision is what it is (``Decision.reason``)
 ASSIGNED = "assigned"  # hashed from the unit id (spec mabware.assign.v1)
@@ -30,6 +38,24 @@ REASONS = (
 )
 #: the reasons whose decisions are learned from (a pull is counted for the first two)
 COUNTED = frozenset({ASSIGNED, SAMPLED, COOKIE})
+
+
+class CookieEntry(NamedTuple):
+    """One experiment's assignment as the cookie carries it (spec step 2).
+
+    Attributes:
+        arm: the arm's name.
+        version: the experiment version it was assigned under.
+        decision: the decision id, ``0 .. 2**63 - 1``.
+        assigned: unix seconds when it was assigned.
+        rewarded: a ``once`` reward was counted for it.
+    """
+
+    arm: str
+    version: int
+    decision: int
+    assigned: int
+    rewarded: bool = False
 
 
 class Decision(NamedTuple):

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-import threading
-from dataclasses import dataclass
+from _thread import allocate_lock  # threading.Lock itself, without importing threading
+from itertools import repeat
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from mabware_edge._assign import cumulative, prefix
 from mabware_edge._events import Events
-from mabware_edge._ledger import Ledger, Tally
+from mabware_edge._ledger import Ledger, Record, Tally
 from mabware_edge._snapshot import Snapshot, SnapshotError, SnapshotExperiment, read_snapshot
 from mabware_edge._transport import Transport
+
+# tempfile.mkstemp's flags: only a new file, no symlink followed, no newline translation
+_NEW_FILE = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+)
 
 
 class Compiled:
@@ -54,25 +58,27 @@ class Compiled:
         self.allocation: tuple[float, ...] = e.allocation
         self.default: int = e.default
         self.reward_range: tuple[float, float] = e.reward_range
-        self.index = {arm: i for i, arm in enumerate(e.arms)}
+        n = len(e.arms)
+        self.index = dict(zip(e.arms, range(n), strict=True))
         self.table = cumulative(e.allocation)
         self.head = prefix(e.name, e.version)
         self.tally = tally
         self.slots = tally.slots(e.arms)  # arm index -> the tally's index
         #: what a decision of each arm is remembered as: (experiment, version, arm, propensity)
-        self.records = tuple(
-            (e.name, e.version, a, p) for a, p in zip(e.arms, e.allocation, strict=True)
+        self.records: tuple[Record, ...] = tuple(
+            zip(repeat(e.name, n), repeat(e.version, n), e.arms, e.allocation, strict=True)
         )
 
 
-@dataclass(frozen=True, slots=True)
 class View:
-    """A snapshot and its compiled experiments, replaced as one object."""
+    """A snapshot and its compiled experiments, replaced as one object (never changed)."""
 
-    snapshot: Snapshot
-    experiments: dict[str, Compiled]
-    seq: int
-    issued: float
+    __slots__ = ("experiments", "issued", "seq", "snapshot")
+
+    def __init__(
+        self, snapshot: Snapshot, experiments: dict[str, Compiled], seq: int, issued: float
+    ) -> None:
+        self.snapshot, self.experiments, self.seq, self.issued = snapshot, experiments, seq, issued
 
 
 def compile_view(snapshot: Snapshot, ledger: Ledger) -> View:
@@ -120,7 +126,7 @@ class Feed:
             self.headers["Authorization"] = f"Bearer {read_token}"
         self.etag: str | None = None
         self.view: View | None = None
-        self.lock = threading.Lock()  # one snapshot accepted at a time: seqs only rise
+        self.lock = allocate_lock()  # one snapshot accepted at a time: seqs only rise
 
     def load_cache(self) -> None:
         """Take the cache file's snapshot, verified like a fetched one, if there is one."""
@@ -189,7 +195,11 @@ class Feed:
         directory = os.path.dirname(os.path.abspath(self.cache_path))
         temp = None
         try:
-            fd, temp = tempfile.mkstemp(dir=directory, prefix=".mabware-edge-", suffix=".tmp")
+            # made as tempfile.mkstemp makes one (random name, 0o600), without importing
+            # tempfile and shutil: a few ms of every cold start, for a write that may not come
+            name = os.path.join(directory, f".mabware-edge-{os.urandom(8).hex()}.tmp")
+            fd = os.open(name, _NEW_FILE, 0o600)
+            temp = name  # ours to remove from here on
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
                 file.flush()

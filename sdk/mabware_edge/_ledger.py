@@ -19,9 +19,8 @@ never measures, so their bits stay clear and the server fills zeros).
 
 from __future__ import annotations
 
-import sys
-import threading
-from array import array
+import struct
+from _thread import allocate_lock  # threading.Lock itself, without importing threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -57,6 +56,9 @@ class Tally:
 
     def slots(self, arms: Iterable[str]) -> tuple[int, ...]:
         """Where each of ``arms`` is kept, appending those not kept yet."""
+        arms = tuple(arms)
+        if len(arms) == len(self.arms) and self.arms == list(arms):
+            return tuple(range(len(arms)))  # the usual case, once per experiment per snapshot
         out = []
         for arm in arms:
             if arm not in self.arms:
@@ -123,10 +125,9 @@ class Tally:
 
 
 def _float64(values: Iterable[float]) -> bytes:
-    block = array("d", values)
-    if sys.byteorder == "big":
-        block.byteswap()
-    return block.tobytes()
+    # struct, not array: msgpack has imported it already, and "<" spells the byte order
+    row = tuple(values)
+    return struct.pack(f"<{len(row)}d", *row)
 
 
 class Ledger:
@@ -141,7 +142,7 @@ class Ledger:
     """
 
     def __init__(self, window: int) -> None:
-        self.lock = threading.Lock()
+        self.lock = allocate_lock()
         self.tallies: dict[Key, Tally] = {}
         self.changes = 0
         self.push_at = float("inf")  # changes at which an early push is due

@@ -15,12 +15,11 @@ of the decision (``mabware/store/local.py``).
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import Counter
 
 from mabware_edge._decision import COOKIE, Decision
-from mabware_edge._events import Events
+from mabware_edge._events import DEBUG, Events
 from mabware_edge._feed import Compiled, View
 from mabware_edge._ledger import Ledger, Tally
 
@@ -41,7 +40,7 @@ class RewardDesk:
 
     def __init__(self, dropped: Events, strict: bool) -> None:
         self.dropped, self.strict = dropped, strict
-        self._duplicates = Events(Counter(), level=logging.DEBUG)  # counted in dropped too
+        self._duplicates = Events(Counter(), level=DEBUG)  # counted in dropped too
 
     def reset_locks(self) -> None:
         """New locks, in a child after fork."""

@@ -14,17 +14,25 @@ Three modes, one schedule:
   ``maybe_refresh()`` calls do anything (a simulator, a batch job).
 
 Failures back off exponentially with jitter, from the interval up to 60 s.
+
+``threading`` is imported by the first thread started: a manual client (a
+batch job, a cold start that only decides) never needs it.
 """
 
 from __future__ import annotations
 
-import random
-import threading
+import os
+from _thread import allocate_lock, get_ident  # threading.Lock itself, and the thread's id
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mabware_edge._events import logger
 from mabware_edge._feed import Feed
-from mabware_edge._push import Pusher
+
+if TYPE_CHECKING:
+    import threading
+
+    from mabware_edge._push import Pusher
 
 MODES = ("thread", "lazy", "manual")
 BACKOFF_CAP = 60.0
@@ -33,11 +41,20 @@ _POLL = 1.0  # the thread looks at least this often: an injected clock may jump
 
 def backoff(failures: int, interval: float) -> float:
     """Seconds to wait after ``failures`` failures in a row (jittered, at most 60)."""
-    return min(BACKOFF_CAP, interval * 2.0 ** (failures - 1)) * random.uniform(0.5, 1.0)
+    return min(BACKOFF_CAP, interval * 2.0 ** (failures - 1)) * _uniform(0.5, 1.0)
 
 
 def jittered(interval: float) -> float:
-    return interval * random.uniform(0.9, 1.1)
+    return interval * _uniform(0.9, 1.1)
+
+
+def _uniform(low: float, high: float) -> float:
+    """``random.uniform(low, high)``, from ``os.urandom``.
+
+    A few draws a minute need no ``random`` module (a cold start need not import
+    it), and no generator state that forked workers could share and so jitter in step.
+    """
+    return low + (high - low) * (int.from_bytes(os.urandom(7), "big") >> 3) * 2.0**-53
 
 
 class Scheduler:
@@ -71,14 +88,17 @@ class Scheduler:
         #: clock time from which a call should ``kick``; inf unless lazy
         self.due = float("inf")
         self._threads = mode == "lazy"  # may short-lived threads be started?
+        if self._threads:
+            # now, not in the decide() whose kick starts the first worker
+            import threading  # noqa: F401
         self._new_sync_objects()
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._set_due()
 
     def _new_sync_objects(self) -> None:
-        self._wake = threading.Event()
-        self._busy = threading.Lock()  # one tick at a time
+        self._wake: threading.Event | None = None  # the thread's alarm: start() makes it
+        self._busy = allocate_lock()  # one tick at a time
         self._worker: threading.Thread | None = None
 
     # -- the timetable ------------------------------------------------------------
@@ -141,8 +161,12 @@ class Scheduler:
     def kick(self) -> None:
         """Work may be due: wake the thread, or (lazy) start a short-lived one."""
         if self.mode == "thread":
-            self._wake.set()
+            wake = self._wake
+            if wake is not None:
+                wake.set()
         elif self.mode == "lazy" and self._threads and not self._busy.locked():
+            import threading  # imported by __init__ already: a lookup
+
             self.due = float("inf")  # one worker at a time; the worker sets it again
             worker = threading.Thread(target=self._work, name="mabware-edge-lazy", daemon=True)
             try:
@@ -156,7 +180,7 @@ class Scheduler:
         try:
             self.tick(self.clock())
         except Exception:  # pragma: no cover - fetch and push count their own failures
-            logger.exception("mabware-edge: refresh or push failed")
+            logger().exception("mabware-edge: refresh or push failed")
         finally:
             self._set_due()
 
@@ -164,27 +188,33 @@ class Scheduler:
         """Start the thread (thread mode); idempotent."""
         if self.mode != "thread" or self._thread is not None or self._stopped:
             return
-        self._thread = threading.Thread(target=self._run, name="mabware-edge", daemon=True)
+        import threading  # see the module docstring
+
+        wake = self._wake = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(wake,), name="mabware-edge", daemon=True
+        )
         self._thread.start()
 
-    def _run(self) -> None:
+    def _run(self, wake: threading.Event) -> None:
         while not self._stopped:
             try:
                 self.tick(self.clock())
             except Exception:  # pragma: no cover - as in _work
-                logger.exception("mabware-edge: refresh or push failed")
+                logger().exception("mabware-edge: refresh or push failed")
             pushing = self.next_push if self.pusher is not None else float("inf")
             delay = min(self.next_refresh, pushing) - self.clock()
-            self._wake.wait(min(max(delay, 0.0), _POLL))
-            self._wake.clear()
+            wake.wait(min(max(delay, 0.0), _POLL))
+            wake.clear()
 
     def stop(self, timeout: float) -> None:
         """Stop the thread and wait for a running worker; idempotent."""
         self._stopped = True
         self.due = float("inf")
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
         for thread in (self._thread, self._worker):
-            if thread is not None and thread is not threading.current_thread():
+            if thread is not None and thread.ident != get_ident():  # not from the thread itself
                 thread.join(timeout)
         self._thread = self._worker = None
 

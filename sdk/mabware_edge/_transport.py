@@ -3,12 +3,17 @@
 The client only ever GETs the snapshot and POSTs pushes, so a transport is
 two methods. Tests and simulators pass their own (no sockets, no sleeping);
 an app can wrap its own HTTP client (connection pooling, proxies, mTLS).
+
+``urllib.request`` is imported by the first request, not with the SDK: with
+``http.client``, ``email`` and ``ssl`` it would be most of a cold start, and
+a process that decides from its cache file may never touch the network.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here, unlike the other modules: under it
+# NamedTuple compile()s each field's annotation string, and the first compile() in a
+# process sets up CPython's AST types (~1 ms). Every annotation here evaluates at
+# import as it is: nothing in this module refers ahead.
 
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple, Protocol
 
@@ -42,14 +47,19 @@ class UrllibTransport:
 
     def get(self, url: str, headers: Mapping[str, str], timeout: float) -> Response:
         """``GET url``."""
-        return self._send(urllib.request.Request(url, headers=dict(headers)), timeout)
+        return self._send("GET", url, None, headers, timeout)
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Response:
         """``POST url`` with ``body``."""
-        request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
-        return self._send(request, timeout)
+        return self._send("POST", url, body, headers, timeout)
 
-    def _send(self, request: urllib.request.Request, timeout: float) -> Response:
+    def _send(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], timeout: float
+    ) -> Response:
+        import urllib.error  # here, not at the top: see the module docstring
+        import urllib.request
+
+        request = urllib.request.Request(url, data=body, headers=dict(headers), method=method)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as reply:
                 return Response(reply.status, _lower(reply.headers.items()), reply.read())

@@ -22,31 +22,44 @@ minute on the ``mabware_edge`` logger.
 from __future__ import annotations
 
 import atexit
-import logging
 import math
 import os
-import random
-import threading
 import time
-import weakref
+from _thread import allocate_lock  # threading.Lock itself, without importing threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from mabware_edge import _cookie_io
-from mabware_edge._cookie import MAX_AGE_LIMIT, CookieCodec
 from mabware_edge._decide import Decider, RandomSource
-from mabware_edge._decision import REASONS, Cookie, Decision
-from mabware_edge._events import Events
+from mabware_edge._decision import MAX_AGE_LIMIT, REASONS, Cookie, Decision
+from mabware_edge._events import INFO, Events
 from mabware_edge._feed import Feed, compile_view
 from mabware_edge._ledger import Ledger
-from mabware_edge._push import Pusher
 from mabware_edge._rewards import RewardDesk
 from mabware_edge._schedule import MODES, Scheduler
 from mabware_edge._snapshot import Snapshot
 from mabware_edge._snapshot import public_key as load_public_key
 from mabware_edge._transport import Transport, UrllibTransport
+
+if TYPE_CHECKING:
+    from mabware_edge._cookie import CookieCodec
+    from mabware_edge._push import Pusher
+
+# Two more stdlib classes taken from the C modules that define them, each
+# with its whole behaviour: the Python wrappers around them would cost a cold
+# start ~0.7 ms apiece, for features the client never uses.
+try:
+    # random.Random's base class, where random() and getrandbits() live; it is
+    # seeded from os.urandom just the same (random.py's _sha512, bisect: not needed)
+    from _random import Random
+except ImportError:  # pragma: no cover - an interpreter without CPython's module
+    from random import Random  # type: ignore[assignment]
+try:
+    from _weakref import ref  # weakref.ref is this class; weakref.py adds the rest
+except ImportError:  # pragma: no cover - as above
+    from weakref import ref
 
 
 class EdgeClient(Decider):
@@ -131,18 +144,21 @@ class EdgeClient(Decider):
         self.errors: Counter[str] = Counter()
         self._errors = Events(self.errors)
         self._stale_log = Events(Counter())
-        self._cookie_log = Events(self.cookie_rejected, level=logging.INFO)
+        self._cookie_log = Events(self.cookie_rejected, level=INFO)
         self._clock = clock
         self._stale_after = float(stale_after)
         self._defaults = dict(defaults or {})
         self._own_rng = rng is None
-        self._rng: RandomSource = rng if rng is not None else random.Random()
-        self._ids = random.Random()  # decision ids: never the app's rng, never seeded twice
-        self._codec = (
-            CookieCodec(secret_keys, name=cookie_name, max_age=cookie_max_age, clock=clock)
-            if secret_keys is not None
-            else None
-        )
+        self._rng: RandomSource = rng if rng is not None else Random()
+        self._ids = Random()  # decision ids: never the app's rng, never seeded twice
+        self._codec: CookieCodec | None = None
+        if secret_keys is not None:  # the codec, its ciphers and the cookie code: only now
+            from mabware_edge import _cookie_io  # noqa: F401 - here, not in the first request
+            from mabware_edge._cookie import CookieCodec
+
+            self._codec = CookieCodec(
+                secret_keys, name=cookie_name, max_age=cookie_max_age, clock=clock
+            )
         self._ledger = Ledger(decision_window)
         transport = transport if transport is not None else UrllibTransport()
         path = os.fspath(cache_path) if cache_path is not None else None
@@ -157,11 +173,13 @@ class EdgeClient(Decider):
             Events(self.rejected),
             self._errors,
         )
-        self._pusher = (
-            Pusher(push_url, push_token, transport, timeout, self._ledger, push_after, self._errors)
-            if push_url
-            else None
-        )
+        self._pusher: Pusher | None = None
+        if push_url:
+            from mabware_edge._push import Pusher  # not imported by a client that never pushes
+
+            self._pusher = Pusher(
+                push_url, push_token, transport, timeout, self._ledger, push_after, self._errors
+            )
         self._desk = RewardDesk(Events(self.dropped), strict)
         self._timeout = timeout
         self._feed.load_cache()
@@ -235,6 +253,8 @@ class EdgeClient(Decider):
             ValueError: no ``secret_keys`` were configured.
         """
         codec = self._require_codec()
+        from mabware_edge import _cookie_io  # imported by __init__ already: a lookup
+
         return _cookie_io.read(codec, header, self._feed.view, self._cookie_log, self._ledger)
 
     def cookie_header(
@@ -255,6 +275,8 @@ class EdgeClient(Decider):
             ValueError: no ``secret_keys`` were configured.
         """
         codec = self._require_codec()
+        from mabware_edge import _cookie_io  # as in read_cookie
+
         items = decisions.values() if isinstance(decisions, Mapping) else decisions
         view, now = self._feed.view, int(self._clock())
         return _cookie_io.header(
@@ -299,29 +321,29 @@ class EdgeClient(Decider):
         old = self._ledger
         self._ledger = Ledger(old.window)
         self._ledger.records, self._ledger.older = old.records, old.older  # rewardable here too
-        self._ids = random.Random()
+        self._ids = Random()
         if self._own_rng:
-            self._rng = random.Random()
+            self._rng = Random()
         for events in (self._errors, self._stale_log, self._cookie_log, self._feed.rejected):
             events.reset_lock()
         self._desk.reset_locks()
         feed = self._feed
         feed.ledger = self._ledger
-        feed.lock = threading.Lock()
+        feed.lock = allocate_lock()
         if feed.view is not None:
             feed.view = compile_view(feed.view.snapshot, self._ledger)
         if self._pusher is not None:
-            self._pusher.lock = threading.Lock()
+            self._pusher.lock = allocate_lock()
             self._pusher.new_replica(self._ledger)
         if not self._closed:
             self._schedule.forked()
 
 
 def _at_exit(client: EdgeClient) -> Callable[[], None]:
-    ref = weakref.ref(client)
+    weak = ref(client)
 
     def flush() -> None:
-        alive = ref()
+        alive = weak()
         if alive is not None:
             alive.close()
 
@@ -330,14 +352,11 @@ def _at_exit(client: EdgeClient) -> Callable[[], None]:
 
 
 def _after_fork(client: EdgeClient) -> None:
-    ref = weakref.ref(client)
+    weak = ref(client)
 
     def child() -> None:
-        alive = ref()
+        alive = weak()
         if alive is not None:
             alive._forked()
 
     os.register_at_fork(after_in_child=child)
-
-
-logging.getLogger("mabware_edge").addHandler(logging.NullHandler())
