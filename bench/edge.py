@@ -213,7 +213,7 @@ def cold_table(repeats: int) -> str:
         env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its .pyc files
         for script in scripts.values():  # compile them once, off the clock
-            subprocess.run([sys.executable, "-c", script], env=env, check=True)
+            subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True)
         for _ in range(repeats):
             for name, script in scripts.items():
                 out = subprocess.run(
