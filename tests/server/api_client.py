@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -131,3 +132,54 @@ def uvicorn_server(store_url: str, log: Path, **settings: Any) -> Iterator[Runni
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+@dataclass
+class Served:
+    """A ``mabware serve`` command running as a subprocess (``serve_command``)."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    #: its exit code after the SIGTERM at the end of the block; None if it had to be killed
+    code: int | None = None
+
+
+@contextlib.contextmanager
+def serve_command(
+    tmp_path: Path, args: list[str], env: dict[str, str], timeout: float = 30.0
+) -> Iterator[Served]:
+    """``python -m mabware serve --port P ARGS`` until the block ends, then SIGTERM.
+
+    ``env`` is the whole environment (the repository is put on its
+    PYTHONPATH); the block starts once ``/health`` answers.
+    """
+    port = free_port()
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))}
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mabware", "serve", "--port", str(port), *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    served = Served(f"http://127.0.0.1:{port}", process, log)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{served.url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.05)
+        yield served
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            served.code = process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,12 +19,11 @@ import pytest
 from api_client import (
     READ,
     READ_TOKEN,
-    ROOT,
     TOKEN,
     WRITE,
     Client,
-    free_port,
     problem,
+    serve_command,
     uvicorn_server,
 )
 
@@ -252,26 +248,11 @@ def test_a_snapshot_is_issued_at_the_interval_without_any_change(tmp_path: Path)
 
 def test_two_uvicorn_workers_serve_one_snapshot(tmp_path: Path):
     """``mabware serve --workers 2``: whichever worker answers, one seq, one allocation."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MABWARE_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["MABWARE_SIGNING_KEY"] = KEY
-    argv = [sys.executable, "-m", "mabware", "serve", "--workers", "2", "--port", str(port),
-            "--store", f"file:{tmp_path / 'state'}"]  # fmt: skip
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.05)
+    args = ["--workers", "2", "--store", f"file:{tmp_path / 'state'}"]
+    with serve_command(tmp_path, args, env) as served:
+        url = served.url
         body = {"experiment_id": "hero", "arm_ids": ["left", "middle", "right"]}
         assert httpx.post(f"{url}/experiments", json=body).status_code == 201
         # one connection each, so that both workers answer (whichever the kernel picks)
@@ -284,11 +265,5 @@ def test_two_uvicorn_workers_serve_one_snapshot(tmp_path: Path):
         assert answers[0]["snapshot_seq"] == stored.seq
         fetched = {httpx.get(f"{url}/edge/snapshot").content for _ in range(20)}
         assert fetched == {(tmp_path / "state.edge").read_bytes()}
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-    assert "Traceback" not in log.read_text()
+    assert served.code == 0, served.log.read_text()
+    assert "Traceback" not in served.log.read_text()

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 import types
@@ -20,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_client import serve_command
 from click.testing import CliRunner
 from starlette.applications import Starlette
 
@@ -315,35 +313,13 @@ SLACK = 0.5
 DECISIONS = 40
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_two_workers_share_experiments_statistics_and_metrics(tmp_path):
     httpx = pytest.importorskip("httpx")
     parser = pytest.importorskip("prometheus_client.parser")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if k not in (*ENVIRONMENT.values(), METRICS_DIR)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    argv = [sys.executable, "-m", "mabware", "serve", "--workers", "2", "--port", str(port),
-            "--store", f"file:{tmp_path / 'state'}", "--sync-interval", str(SYNC)]  # fmt: skip
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.05)
-
+    args = ["--workers", "2", "--store", f"file:{tmp_path / 'state'}", "--sync-interval", str(SYNC)]
+    with serve_command(tmp_path, args, env) as served:
+        url = served.url
         body = {"experiment_id": "hero", "arm_ids": ["left", "middle", "right"]}
         assert httpx.post(f"{url}/experiments", json=body).status_code == 201
         # one connection each, so that both workers answer (whichever the kernel picks)
@@ -367,12 +343,5 @@ def test_two_workers_share_experiments_statistics_and_metrics(tmp_path):
                 if sample.name == "mabware_assignments_total"
             ]
             assert sum(assignments) == counted, text
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            code = server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-            pytest.fail(f"mabware serve did not stop within 10 s of SIGTERM:\n{log.read_text()}")
-    assert code == 0, log.read_text()
+    # stopped by SIGTERM within 10 s, cleanly
+    assert served.code == 0, served.log.read_text()
