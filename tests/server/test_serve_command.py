@@ -13,7 +13,6 @@ import os
 import sys
 import time
 import types
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +26,6 @@ from mabware.edge_snapshot import generate_signing_keys
 from mabware.exceptions import ConfigError
 from mabware.server import ENVIRONMENT, app_from_environment
 
-ROOT = Path(__file__).resolve().parents[2]
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
