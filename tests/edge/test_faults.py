@@ -12,11 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
-import random
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -29,14 +25,11 @@ import httpx
 import msgpack
 import pytest
 from harness import (
-    HERE,
     LIVENESS,
     PUSH,
     READ,
-    WRITE,
     Server,
     edge_client,
-    env_with_repo,
     free_port,
     middleware_app,
     signing_server,
@@ -44,6 +37,7 @@ from harness import (
     stop_server,
     wait_for,
 )
+from kill import child, child_settings, kill_while_pushing, merged_state, replica_totals
 from mabware_edge import Decision, EdgeClient
 from sdk_child import RecordingTransport, push_totals
 
@@ -55,7 +49,6 @@ from mabware.edge_snapshot import (
     public_key,
     read,
 )
-from mabware.store.merge import SharedState, unpack
 
 ARMS = ["control", "bold", "banner"]
 
@@ -64,25 +57,6 @@ ARMS = ["control", "bold", "banner"]
 def server(tmp_path: Path) -> Iterator[Server]:
     with signing_server(tmp_path, snapshot_interval=0.3) as running:
         yield running
-
-
-def merged_state(server: Server) -> SharedState:
-    """The server's merged state as stored (``GET /snapshot``: no sync lag)."""
-    answer = httpx.get(f"{server.url}/snapshot", headers=server.headers(WRITE))
-    assert answer.status_code == 200, answer.text
-    return unpack(answer.content)
-
-
-def replica_totals(state: SharedState, replica: str, name: str) -> dict[str, dict[str, float]]:
-    """Per arm, the pulls and reward sum the server holds of one replica."""
-    pulls: dict[str, float] = {}
-    rewards: dict[str, float] = {}
-    for (experiment, _version), tally in state.replicas[replica].tallies.items():
-        if experiment == name:
-            for i, arm in enumerate(tally.arms):
-                pulls[arm] = pulls.get(arm, 0.0) + float(tally.stats.pulls[i])
-                rewards[arm] = rewards.get(arm, 0.0) + float(tally.stats.reward_sum[i])
-    return {"pulls": pulls, "rewards": rewards}
 
 
 def fetch_snapshot(server: Server) -> bytes:
@@ -396,66 +370,18 @@ def test_one_push_delivered_four_times_is_counted_once(server: Server) -> None:
 # -- 5. SIGKILL in the middle of pushing -----------------------------------------------
 
 
-def read_log(path: Path) -> tuple[str, dict[int, dict[str, Any]], int]:
-    """The child's replica id, the totals it logged per seq, and the last seq acknowledged."""
-    lines = path.read_text("utf-8").split("\n")
-    if lines[-1]:  # a line torn by the kill: it was never sent
-        lines.pop()
-    pushes: dict[int, dict[str, Any]] = {}
-    acked = 0
-    replicas = set()
-    for line in filter(None, lines):
-        entry = json.loads(line)
-        if "ack" in entry:
-            acked = max(acked, entry["ack"])
-            continue
-        replicas.add(entry.pop("replica"))
-        seq = entry.pop("seq")
-        # a push resent after a failure is the same body: the same totals
-        assert pushes.setdefault(seq, entry) == entry
-    assert len(replicas) == 1, replicas
-    return replicas.pop(), pushes, acked
-
-
-def child(mode: str, settings: dict[str, Any], **options: Any) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, str(HERE / "sdk_child.py"), mode, json.dumps(settings)]
-    return subprocess.Popen(argv, env=env_with_repo(), **options)
-
-
-def child_settings(server: Server, experiment: str, **more: Any) -> dict[str, Any]:
-    return {
-        "url": server.url,
-        "public_key": server.public_key,
-        "read_token": READ,
-        "push_token": PUSH,
-        "experiment": experiment,
-        **more,
-    }
-
-
 def test_sigkill_while_pushing_loses_only_what_was_not_pushed(
     server: Server, tmp_path: Path
 ) -> None:
     server.create("headline", ARMS, reward_mode="every")
     for run in range(3):
-        log = tmp_path / f"pushes-{run}.jsonl"
-        process = child("forever", child_settings(server, "headline", log=str(log)))
-        try:
-            assert wait_for(lambda: log.exists() and '"ack"' in log.read_text("utf-8"))  # noqa: B023
-            time.sleep(random.uniform(0.2, 1.2))  # the kill lands anywhere: not asserted on
-            assert process.poll() is None  # still deciding and pushing
-        finally:
-            os.kill(process.pid, signal.SIGKILL)  # a zombie until waited for: never ESRCH
-            assert process.wait(timeout=LIVENESS) == -signal.SIGKILL
-        replica, logged, acked = read_log(log)
-        # one read: a push in flight at the kill may still land, before it or after
-        state = merged_state(server)
-        held = state.replicas[replica].seq
-        assert acked >= 1
-        assert held >= acked  # nothing acknowledged is lost
-        assert held in logged
+        # the kill lands anywhere in the push cycle: its moment is not asserted on
+        killed = kill_while_pushing(server, "headline", tmp_path / f"pushes-{run}.jsonl")
+        assert killed.acked >= 1
+        assert killed.held >= killed.acked  # nothing acknowledged is lost
+        assert killed.held in killed.logged
         # exactly the totals of push ``held``: nothing partial, nothing doubled
-        assert replica_totals(state, replica, "headline") == logged[held]
+        assert killed.totals == killed.logged[killed.held]
 
 
 # -- 6. many SDK processes and the middleware, exact totals --------------------------
