@@ -21,7 +21,7 @@ from starlette.routing import Route
 from mabware.server._auth import check_reader
 from mabware.server._problems import STATE_UNAVAILABLE, ProblemError
 from mabware.server._publisher import Publisher
-from mabware.server.sync import MEDIA_TYPE, _etag_matches
+from mabware.server.sync import MEDIA_TYPE, etag_matches
 
 __all__ = ["NO_SIGNING_KEY", "EdgeEndpoints"]
 
@@ -72,6 +72,6 @@ class EdgeEndpoints:
                 title="State unavailable",
             )
         headers = {"ETag": published.etag, "Cache-Control": "no-cache"}
-        if _etag_matches(request.headers.get("If-None-Match"), published.etag):
+        if etag_matches(request.headers.get("If-None-Match"), published.etag):
             return Response(status_code=304, headers=headers)
         return Response(published.data, media_type=MEDIA_TYPE, headers=headers)

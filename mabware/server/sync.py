@@ -71,7 +71,7 @@ from mabware.store.merge import (
 )
 from mabware.store.shared import Backend
 
-__all__ = ["MAX_BODY", "MEDIA_TYPE", "SyncEndpoints"]
+__all__ = ["MAX_BODY", "MEDIA_TYPE", "SyncEndpoints", "etag_matches"]
 
 MEDIA_TYPE = "application/msgpack"
 #: the largest push accepted, in bytes (a push is a few KiB per experiment)
@@ -164,7 +164,7 @@ class SyncEndpoints:
         check_reader(request, self._read_token, self._token)
         data, etag = await run_in_threadpool(self._read)
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
-        if _etag_matches(request.headers.get("If-None-Match"), etag):
+        if etag_matches(request.headers.get("If-None-Match"), etag):
             return Response(status_code=304, headers=headers)
         return Response(data, media_type=MEDIA_TYPE, headers=headers)
 
@@ -264,7 +264,7 @@ class _GroupCommit:
         return pack(state), outcomes  # packed once for the whole batch
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
+def etag_matches(header: str | None, etag: str) -> bool:
     """RFC 9110 If-None-Match: weak comparison, ``*`` matches any."""
     if header is None:
         return False
